@@ -1,0 +1,21 @@
+"""Server-Sent Events framing (bytes only; no I/O)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+KEEPALIVE: Final = b": keep-alive\n\n"
+
+HEADERS: Final = (
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    # Reverse proxies (nginx) buffer responses unless told not to; SSE must flow at once.
+    (b"x-accel-buffering", b"no"),
+)
+
+
+def event(data: bytes, *, name: str = "message", event_id: str | None = None) -> bytes:
+    """One SSE event carrying a single-line JSON payload."""
+    head = f"event: {name}\n" if event_id is None else f"id: {event_id}\nevent: {name}\n"
+    # JSON produced by our serializer never contains raw newlines, so one data line suffices.
+    return head.encode() + b"data: " + data + b"\n\n"
