@@ -1,0 +1,105 @@
+"""Helpers for testing tools without a daemon: an in-memory request and a one-call runner.
+
+``MemoryChannel`` stands in for the request a tool serves: it records every notification the
+tool's ``Context`` sends. ``call_tool`` runs a tool the way the daemon does (validate, invoke,
+render, ``ToolError`` as an ``isError`` result), so plugin tests exercise the real schema,
+validation and rendering code.
+
+Example (with pytest-trio)::
+
+    from mcpd.plugin.testing import MemoryChannel, call_tool
+    from my_plugin import countdown
+
+    async def test_countdown_reports_progress() -> None:
+        channel = MemoryChannel()
+        result = await call_tool(countdown, {"seconds": 2}, channel=channel)
+        assert result["content"][0]["text"] == "done"
+        assert [p["progress"] for p in channel.progress] == [1, 2]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from mcpd.plugin.context import Context
+from mcpd.plugin.errors import ToolError, error_result
+from mcpd.plugin.tool import Tool
+from mcpd.protocol.meta import LOG_LEVELS
+from mcpd.protocol.revisions import REVISIONS
+
+LATEST_REVISION = REVISIONS[-1].version
+
+
+@dataclass(slots=True)
+class MemoryChannel:
+    """A ``RequestChannel`` that keeps what the tool sends in ``notifications``.
+
+    ``log_level`` is the lowest level the pretend client asked for (None: no log messages);
+    ``progress_token`` None means the client did not ask for progress.
+    """
+
+    revision: str = LATEST_REVISION
+    request_id: str | int = 1
+    progress_token: str | int | None = "progress-1"
+    session_id: str | None = None
+    log_level: str | None = "debug"
+    notifications: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _sent: trio.Event = field(default_factory=trio.Event, repr=False, compare=False)
+
+    def wants_log(self, level: str) -> bool:
+        if self.log_level is None:
+            return False
+        return LOG_LEVELS.index(level) >= LOG_LEVELS.index(self.log_level)
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        # Sending is a checkpoint in the daemon too: a cancelled tool stops here.
+        await trio.lowlevel.checkpoint()
+        self.notifications.append((method, params))
+        self._sent.set()
+        self._sent = trio.Event()
+
+    async def wait_for(self, method: str, count: int = 1) -> list[dict[str, Any]]:
+        """Wait until ``count`` notifications of ``method`` were sent; their params.
+
+        Example::
+
+            nursery.start_soon(call_tool, slow_tool, {"seconds": 60}, channel=channel)
+            await channel.wait_for("notifications/progress")  # it is running now
+        """
+        while len(found := self._params(method)) < count:
+            await self._sent.wait()
+        return found
+
+    @property
+    def progress(self) -> list[dict[str, Any]]:
+        """The params of every ``notifications/progress`` sent so far."""
+        return self._params("notifications/progress")
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        """The params of every ``notifications/message`` sent so far."""
+        return self._params("notifications/message")
+
+    def _params(self, method: str) -> list[dict[str, Any]]:
+        return [params for sent, params in self.notifications if sent == method]
+
+
+async def call_tool(
+    tool: Tool, arguments: Mapping[str, Any] | None = None, *, channel: MemoryChannel | None = None
+) -> dict[str, Any]:
+    """Validate, invoke and render one call; the ``CallToolResult`` the daemon would send.
+
+    ``InvalidArguments`` and unexpected exceptions propagate, so a test sees them directly.
+    The tool's ``timeout`` is not applied; wrap the call in ``trio.fail_after`` to test one.
+    """
+    channel = channel if channel is not None else MemoryChannel()
+    validated = tool.validate_arguments(arguments)
+    try:
+        value = await tool.invoke(validated, Context(channel))
+    except ToolError as exc:
+        return error_result(exc.message)
+    return tool.render(value, channel.revision)

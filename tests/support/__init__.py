@@ -1,0 +1,1 @@
+"""Test support: a real daemon, a real HTTP client, really pip-installed plugins."""
