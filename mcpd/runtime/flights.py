@@ -1,0 +1,73 @@
+"""In-flight requests: one cancel scope each, with the reason it was cancelled.
+
+The ``FlightTracker`` sees every request of the daemon (both eras), which is what shutdown
+needs: refuse new work, wait for the running work up to a grace period, then cancel the rest
+with a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import trio
+
+from mcpd.protocol.jsonrpc import RequestId
+
+# Cancellation reasons, as they appear in logs and in the tool's trio.Cancelled.
+CLIENT_DISCONNECTED: Final = "client disconnected"
+CLIENT_CANCELLED: Final = "cancelled by the client"
+SESSION_DELETED: Final = "session deleted by the client"
+SESSION_EXPIRED: Final = "session expired"
+SHUTDOWN: Final = "daemon shutting down"
+
+
+class Flight:
+    """One request's cancel scope; the first reason given wins."""
+
+    __slots__ = ("reason", "request_id", "scope")
+
+    def __init__(self, request_id: RequestId) -> None:
+        self.request_id = request_id
+        self.scope = trio.CancelScope()
+        self.reason: str | None = None
+
+    def cancel(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.scope.cancel(reason=reason)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.reason is not None
+
+
+class FlightTracker:
+    """Every live request, so that shutdown can drain and then cancel them."""
+
+    def __init__(self) -> None:
+        self._flights: set[Flight] = set()
+        self._idle = trio.Event()
+        self._idle.set()
+        self.accepting = True
+
+    def add(self, flight: Flight) -> None:
+        self._flights.add(flight)
+        if self._idle.is_set():
+            self._idle = trio.Event()
+
+    def discard(self, flight: Flight) -> None:
+        self._flights.discard(flight)
+        if not self._flights:
+            self._idle.set()
+
+    def __len__(self) -> int:
+        return len(self._flights)
+
+    async def wait_idle(self) -> None:
+        """Return once no request is in flight."""
+        while self._flights:
+            await self._idle.wait()
+
+    def cancel_all(self, reason: str) -> None:
+        for flight in list(self._flights):
+            flight.cancel(reason)

@@ -1,0 +1,240 @@
+"""Legacy sessions: each one owns a nursery in which all of its requests run.
+
+A session lives as one task in the ``SessionManager``'s nursery. Ending it (DELETE, idle
+expiry, shutdown) cancels its nursery, so every request of that session is cancelled with the
+reason, and nothing the session started can outlive it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import structlog
+import trio
+
+from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFound
+from mcpd.protocol.handshake import Event, Handshake, InitializeParams, Phase
+from mcpd.protocol.jsonrpc import RequestId
+from mcpd.protocol.meta import check_log_level
+from mcpd.runtime.flights import SESSION_EXPIRED, Flight
+
+T = TypeVar("T")
+log = structlog.get_logger("mcpd.sessions")
+
+# Until the client calls logging/setLevel, send notifications/message at info and above.
+DEFAULT_LOG_LEVEL = "info"
+
+
+@dataclass(slots=True)
+class Done(Generic[T]):
+    """The outcome of work run inside a session: a value, or the exception it raised."""
+
+    value: T | None = None
+    error: Exception | None = None
+    completed: bool = False
+
+
+class Session:
+    """One legacy session: negotiated revision, client identity, in-flight requests."""
+
+    __slots__ = (
+        "_close",
+        "_closed",
+        "_deadline",
+        "_idle_scope",
+        "_idle_timeout",
+        "_nursery",
+        "capabilities",
+        "client_info",
+        "end_reason",
+        "flights",
+        "handshake",
+        "id",
+        "log_level",
+        "streams",
+        "version",
+    )
+
+    def __init__(self, init: InitializeParams, idle_timeout: float) -> None:
+        # 256 bits from the CSPRNG, URL-safe base64: visible ASCII as the spec requires.
+        self.id = secrets.token_urlsafe(32)
+        self.version = init.negotiated_version
+        self.capabilities = init.capabilities
+        self.client_info = init.client_info
+        self.handshake = Handshake()
+        self.log_level: str = DEFAULT_LOG_LEVEL
+        self.flights: dict[RequestId, Flight] = {}
+        self.streams = 0  # open GET streams
+        self.end_reason: str | None = None
+        self._idle_timeout = idle_timeout
+        self._deadline = trio.current_time() + idle_timeout
+        self._idle_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        self._close = trio.Event()
+        self._closed = trio.Event()
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The session's task: owns its nursery until closed or expired."""
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(session_id=self.id)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await self._live()
+                reason = self.end_reason or SESSION_EXPIRED
+                for flight in list(self.flights.values()):
+                    flight.cancel(reason)
+                nursery.cancel_scope.cancel(reason=reason)
+        finally:
+            self.handshake.phase = Phase.CLOSED
+            self._closed.set()
+            log.info("session.ended", reason=self.end_reason or SESSION_EXPIRED)
+
+    async def _live(self) -> None:
+        while True:
+            with trio.CancelScope(deadline=self._deadline) as self._idle_scope:
+                await self._close.wait()
+                return
+            if not self.busy:
+                self.end_reason = SESSION_EXPIRED
+                return
+            self.touch()
+
+    def close(self, reason: str) -> None:
+        """Ask the session to end; its work is cancelled with ``reason``."""
+        if self.end_reason is None:
+            self.end_reason = reason
+        self._close.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    @property
+    def closing(self) -> bool:
+        return self._close.is_set() or self._closed.is_set()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.flights) or self.streams > 0
+
+    def touch(self) -> None:
+        """Push the idle expiry out; called on every request."""
+        self._deadline = trio.current_time() + self._idle_timeout
+        if self._idle_scope is not None:
+            self._idle_scope.deadline = self._deadline
+
+    # -- requests -------------------------------------------------------------------------
+
+    def set_log_level(self, level: object) -> None:
+        self.log_level = check_log_level(level)
+
+    def advance(self, event: Event) -> None:
+        self.handshake.advance(event)
+
+    def cancel(self, request_id: object, reason: str) -> bool:
+        """Cancel one in-flight request by id; unknown or finished ids are ignored."""
+        flight = self.flights.get(request_id) if isinstance(request_id, str | int) else None
+        if flight is None:
+            return False
+        flight.cancel(reason)
+        return True
+
+    async def run_request(self, flight: Flight, work: Callable[[], Awaitable[T]]) -> Done[T] | None:
+        """Run ``work`` in this session's nursery under ``flight``; None if it was cancelled.
+
+        The caller (an HTTP handler) waits here; if the caller itself is cancelled the work
+        is cancelled with it rather than left running unowned.
+        """
+        if self._nursery is None or self.closing:
+            raise SessionNotFound("session has ended")
+        if flight.request_id in self.flights:
+            raise InvalidRequest(f"request id {flight.request_id!r} is already in flight")
+        done: Done[T] = Done()
+        finished = trio.Event()
+        self.flights[flight.request_id] = flight
+        self.touch()
+        self._nursery.start_soon(_worker, flight, work, done, finished)
+        try:
+            await finished.wait()
+        finally:
+            if not finished.is_set():
+                flight.cancel("the HTTP request was cancelled")
+            self.flights.pop(flight.request_id, None)
+            self.touch()
+        return done if done.completed or done.error is not None else None
+
+    def statistics(self) -> dict[str, Any]:
+        return {"id": self.id, "version": self.version, "in_flight": len(self.flights)}
+
+
+async def _worker(
+    flight: Flight, work: Callable[[], Awaitable[T]], done: Done[T], finished: trio.Event
+) -> None:
+    try:
+        with flight.scope:
+            try:
+                done.value = await work()
+                done.completed = True
+            except Exception as exc:  # handed back to the waiting HTTP handler
+                done.error = exc
+    finally:
+        finished.set()
+
+
+class SessionManager:
+    """Owns every legacy session's task; looks sessions up by id."""
+
+    def __init__(self, *, idle_timeout: float, max_sessions: int) -> None:
+        self._sessions: dict[str, Session] = {}
+        self._idle_timeout = idle_timeout
+        self._max = max_sessions
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; session tasks live in this nursery."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def create(self, init: InitializeParams) -> Session:
+        if self._nursery is None:
+            raise ServerUnavailable("sessions are not being served")
+        if len(self._sessions) >= self._max:
+            raise ServerUnavailable("too many sessions; try again later")
+        session = Session(init, self._idle_timeout)
+        self._sessions[session.id] = session
+        await self._nursery.start(self._own, session)
+        return session
+
+    async def _own(self, session: Session, *, task_status: trio.TaskStatus[None]) -> None:
+        try:
+            await session.run(task_status=task_status)
+        finally:
+            self._sessions.pop(session.id, None)
+
+    def get(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None or session.closing:
+            raise SessionNotFound("unknown or expired session; initialize a new one")
+        return session
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._sessions.values()))
+
+    async def close_all(self, reason: str) -> None:
+        """End every session and wait until their work has unwound."""
+        sessions = list(self._sessions.values())
+        for session in sessions:
+            session.close(reason)
+        for session in sessions:
+            await session.wait_closed()

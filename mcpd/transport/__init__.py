@@ -1,0 +1,1 @@
+"""HTTP: the raw ASGI app serving MCP's Streamable HTTP transport for both eras."""

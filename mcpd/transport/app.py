@@ -1,0 +1,48 @@
+"""The raw ASGI application: lifespan, and routing to the MCP endpoint.
+
+quart-trio costs 0.25-0.35 ms per request, so the MCP path is served by plain ASGI; anything
+else answers a JSON 404.
+"""
+
+from __future__ import annotations
+
+from mcpd.protocol.errors import TransportError
+from mcpd.transport.asgi_io import Receive, Scope, reject
+from mcpd.transport.endpoint import Endpoint
+from mcpd.transport.exchange import Send
+
+
+class NotFound(TransportError):
+    http_status = 404
+
+
+class McpApp:
+    """ASGI entry point handed to hypercorn."""
+
+    def __init__(self, endpoint: Endpoint, path: str) -> None:
+        self._endpoint = endpoint
+        self._paths = {path, path.rstrip("/") + "/"} if path != "/" else {"/"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if scope["path"] in self._paths:
+                await self._endpoint(scope, receive, send)
+            else:
+                await reject(send, NotFound(f"no MCP endpoint at {scope['path']}"))
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1003})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # hypercorn.trio.serve crashes if the app returns from the lifespan scope without
+    # completing the protocol; the daemon owns start-up and shutdown itself.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

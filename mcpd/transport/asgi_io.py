@@ -1,0 +1,68 @@
+"""Small ASGI plumbing: headers, the body reader with its size cap, the disconnect watcher."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from mcpd.protocol.errors import McpError, PayloadTooLarge
+from mcpd.protocol.jsonrpc import RequestId, dumps, error_message
+from mcpd.runtime.flights import CLIENT_DISCONNECTED, Flight
+from mcpd.transport.exchange import JSON_HEADERS, Send, send_response
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Scope = dict[str, Any]
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was complete."""
+
+
+def header_map(scope: Scope) -> dict[str, str]:
+    """Request headers as a dict of lower-case names (ASGI guarantees that) to str values."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes in total (413).
+
+    The declared Content-Length is checked first, but the count of bytes actually read is
+    what is enforced: a chunked body declares nothing.
+    """
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def watch_disconnect(receive: Receive, flights: Iterable[Flight]) -> None:
+    """Cancel ``flights`` when the client goes away (runs beside the work)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            for flight in flights:
+                flight.cancel(CLIENT_DISCONNECTED)
+            return
+
+
+async def reject(
+    send: Send,
+    error: McpError,
+    request_id: RequestId | None = None,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Refuse a request with the error's HTTP status and a JSON-RPC error body."""
+    body = dumps(error_message(request_id, error))
+    await send_response(send, error.http_status, body, [*JSON_HEADERS, *headers])

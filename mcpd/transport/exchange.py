@@ -1,0 +1,149 @@
+"""The HTTP response to one POST, chosen lazily: JSON when the answer is all there is, SSE
+as soon as anything must be sent before it.
+
+Answering with an SSE stream costs about twice a plain JSON answer, and most requests stream
+nothing, so the response type is decided by the first thing there is to send: the final
+response(s) → ``application/json``; a notification, or a call still running after one
+keep-alive interval → ``text/event-stream``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import trio
+
+from mcpd.protocol import sse
+from mcpd.protocol.jsonrpc import JsonObject, dumps
+from mcpd.transport.hypercorn_fixes import send_final_body
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
+
+
+async def send_response(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = JSON_HEADERS
+) -> None:
+    """A complete, non-streaming response."""
+    await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+    await send_final_body(send, body)
+
+
+class Exchange:
+    """Collects the JSON-RPC output of one POST and writes it as JSON or SSE.
+
+    ``expected`` is the number of responses the POST owes (1, or the number of requests in a
+    batch). Writes after the client went away are dropped: the disconnect watcher cancels the
+    work, so nothing waits on a dead socket.
+    """
+
+    def __init__(self, send: Send, *, expected: int, batch: bool, headers: Headers) -> None:
+        self._send = send
+        self._expected = expected
+        self._batch = batch
+        self._headers = headers
+        self._responses: list[JsonObject] = []
+        self._lock = trio.Lock()
+        self.streaming = False
+        self.finished = False
+        self.broken = False
+
+    async def notify(self, message: JsonObject) -> None:
+        """Send a notification that belongs to this POST (switches to SSE)."""
+        async with self._lock:
+            if self.finished:
+                return
+            await self._ensure_stream()
+            await self._write(sse.event(dumps(message)))
+
+    async def respond(self, message: JsonObject) -> None:
+        """Deliver one owed response; the last one completes the HTTP response."""
+        async with self._lock:
+            if self.finished:
+                return
+            self._expected -= 1
+            if self.streaming:
+                await self._write(sse.event(dumps(message)))
+            else:
+                self._responses.append(message)
+            if self._expected <= 0:
+                await self._complete()
+
+    async def skip(self) -> None:
+        """One owed response will never come (its request was cancelled).
+
+        A cancelled request is not answered (spec). HTTP still needs an ending: once nothing
+        more is owed, an SSE stream is closed and an unstarted response becomes an empty
+        event stream.
+        """
+        async with self._lock:
+            if self.finished:
+                return
+            self._expected -= 1
+            if self._expected > 0:
+                return
+            if self._responses:
+                await self._complete()
+                return
+            await self._ensure_stream()
+            self.finished = True
+            await self._final(b"")
+
+    async def keep_alive(self, interval: float) -> None:
+        """Send SSE comments while the call runs; a call silent for one interval streams."""
+        if interval <= 0 or math.isinf(interval):
+            return
+        while True:
+            await trio.sleep(interval)
+            async with self._lock:
+                if self.finished:
+                    return
+                await self._ensure_stream()
+                await self._write(sse.KEEPALIVE)
+
+    async def _complete(self) -> None:
+        self.finished = True
+        if self.streaming:
+            await self._final(b"")
+            return
+        payload = self._responses if self._batch else self._responses[0]
+        if not self.broken:
+            headers = [*JSON_HEADERS, *self._headers]
+            try:
+                await send_response(self._send, 200, dumps(payload), headers)
+            except Exception:  # the connection is gone; nobody is left to answer
+                self.broken = True
+
+    async def _ensure_stream(self) -> None:
+        if self.streaming:
+            return
+        self.streaming = True
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*sse.HEADERS, *self._headers],
+        }
+        await self._call(start)
+
+    async def _write(self, chunk: bytes) -> None:
+        await self._call({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def _final(self, chunk: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            await send_final_body(self._send, chunk)
+        except Exception:
+            self.broken = True
+
+    async def _call(self, message: dict[str, Any]) -> None:
+        if self.broken:
+            return
+        try:
+            await self._send(message)
+        except Exception:  # hypercorn refuses sends on a closed stream; treat as gone
+            self.broken = True

@@ -1,0 +1,187 @@
+"""Sessions and flights on trio's MockClock: expiry and cancellation without real time.
+
+Every test takes pytest-trio's ``autojump_clock`` fixture directly: a clock requested only
+through another fixture is not used for the test's run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.testing
+
+from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFound
+from mcpd.protocol.handshake import parse_initialize
+from mcpd.runtime.flights import SESSION_DELETED, SESSION_EXPIRED, SHUTDOWN, Flight, FlightTracker
+from mcpd.runtime.sessions import SessionManager
+
+IDLE = 60.0
+INIT = parse_initialize(
+    {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t"}}
+)
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[SessionManager]:
+    async with trio.open_nursery() as nursery:
+        sessions = SessionManager(idle_timeout=IDLE, max_sessions=3)
+        await nursery.start(sessions.run)
+        yield sessions
+        nursery.cancel_scope.cancel()
+
+
+async def test_idle_session_expires(
+    manager: SessionManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    session = await manager.create(INIT)
+    await trio.sleep(IDLE / 2)
+    session.touch()
+    await trio.sleep(IDLE * 0.9)
+    assert manager.get(session.id) is session  # touched, so not yet expired
+    await trio.sleep(IDLE)
+    with pytest.raises(SessionNotFound):
+        manager.get(session.id)
+    assert session.end_reason == SESSION_EXPIRED
+
+
+async def test_busy_session_does_not_expire(
+    manager: SessionManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    session = await manager.create(INIT)
+
+    async def work() -> str:
+        await trio.sleep(IDLE * 3)
+        return "done"
+
+    done = await session.run_request(Flight(1), work)
+    assert done is not None
+    assert done.value == "done"
+    assert manager.get(session.id) is session
+    await trio.sleep(IDLE * 2)
+    with pytest.raises(SessionNotFound):
+        manager.get(session.id)
+
+
+async def test_close_cancels_work_with_reason_and_runs_finally(
+    manager: SessionManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    session = await manager.create(INIT)
+    seen: list[str] = []
+
+    async def work() -> None:
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled as cancelled:
+            seen.append(str(cancelled))
+            raise
+        finally:
+            seen.append("finally")
+
+    async with trio.open_nursery() as nursery:
+        flight = Flight("r1")
+        results: list[object] = []
+
+        async def call() -> None:
+            results.append(await session.run_request(flight, work))
+
+        nursery.start_soon(call)
+        await trio.sleep(1)
+        session.close(SESSION_DELETED)
+    assert results == [None]
+    assert flight.reason == SESSION_DELETED
+    assert SESSION_DELETED in seen[0]
+    assert seen[-1] == "finally"
+    await session.wait_closed()
+    with pytest.raises(SessionNotFound):
+        manager.get(session.id)
+
+
+async def test_cancel_by_id_only_hits_that_request(
+    manager: SessionManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    session = await manager.create(INIT)
+    outcomes: dict[str, object] = {}
+
+    async def work(seconds: float) -> float:
+        await trio.sleep(seconds)
+        return seconds
+
+    async def call(request_id: str, seconds: float) -> None:
+        done = await session.run_request(Flight(request_id), lambda: work(seconds))
+        outcomes[request_id] = None if done is None else done.value
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call, "a", 100.0)
+        nursery.start_soon(call, "b", 10.0)
+        await trio.sleep(1)
+        assert session.cancel("a", "cancelled by the client")
+        assert not session.cancel("zzz", "unknown ids are ignored")
+    assert outcomes == {"a": None, "b": 10.0}
+
+
+async def test_errors_are_handed_back_and_duplicates_refused(
+    manager: SessionManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    session = await manager.create(INIT)
+
+    async def boom() -> None:
+        raise ValueError("bad")
+
+    done = await session.run_request(Flight(1), boom)
+    assert done is not None
+    assert isinstance(done.error, ValueError)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session.run_request, Flight(7), trio.sleep_forever)
+        await trio.sleep(1)
+        with pytest.raises(InvalidRequest):
+            await session.run_request(Flight(7), boom)
+        session.close(SESSION_DELETED)
+
+
+async def test_session_limit(
+    manager: SessionManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    for _ in range(3):
+        await manager.create(INIT)
+    with pytest.raises(ServerUnavailable):
+        await manager.create(INIT)
+
+
+async def test_close_all_waits_for_unwinding(
+    manager: SessionManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    sessions = [await manager.create(INIT) for _ in range(3)]
+    await manager.close_all(SHUTDOWN)
+    assert len(manager) == 0
+    assert all(s.end_reason == SHUTDOWN for s in sessions)
+
+
+async def test_tracker_drains_then_cancels(autojump_clock: trio.testing.MockClock) -> None:
+    tracker = FlightTracker()
+    flights = [Flight(i) for i in range(3)]
+    finished: list[int] = []
+
+    async def run(flight: Flight, seconds: float) -> None:
+        tracker.add(flight)
+        try:
+            with flight.scope:
+                await trio.sleep(seconds)
+                finished.append(int(flight.request_id))
+        finally:
+            tracker.discard(flight)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, flights[0], 1.0)
+        nursery.start_soon(run, flights[1], 1000.0)
+        nursery.start_soon(run, flights[2], 1000.0)
+        await trio.sleep(0.5)
+        assert len(tracker) == 3
+        with trio.move_on_after(10):
+            await tracker.wait_idle()
+        assert finished == [0]
+        tracker.cancel_all(SHUTDOWN)
+        await tracker.wait_idle()
+    assert [f.reason for f in flights] == [None, SHUTDOWN, SHUTDOWN]
