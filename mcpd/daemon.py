@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
@@ -52,6 +53,7 @@ class Daemon:
         endpoint = Endpoint(server, self.dispatcher, self.sessions, self.tracker)
         self.app = McpApp(endpoint, server.path)
         self._stop_http = trio.Event()
+        self._grace = trio.CancelScope()
 
     async def serve(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
@@ -84,7 +86,8 @@ class Daemon:
         grace = self.settings.server.shutdown_grace
         self.tracker.accepting = False
         log.info("daemon.draining", in_flight=len(self.tracker), grace_seconds=grace)
-        with trio.move_on_after(grace):
+        self._grace.deadline = trio.current_time() + grace
+        with self._grace:
             await self.tracker.wait_idle()
         if len(self.tracker):
             log.warning("daemon.cancelling", in_flight=len(self.tracker))
@@ -92,6 +95,10 @@ class Daemon:
         await self.sessions.close_all(SHUTDOWN)
         await self.tracker.wait_idle()
         self._stop_http.set()
+
+    def hurry(self) -> None:
+        """End the drain's grace period now (a second SIGTERM/SIGINT)."""
+        self._grace.cancel(reason="second signal")
 
     def _hypercorn_config(self) -> Config:
         config = Config()
@@ -120,14 +127,27 @@ async def main(settings: Settings) -> int:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(daemon.serve)
-            async for signum in signals:
-                log.info("daemon.signal", signal=signal.Signals(signum).name)
-                break
+            await _next_signal(signals)
             # Last resort: whatever still hangs after the drain deadline is cancelled.
             nursery.cancel_scope.deadline = trio.current_time() + deadline
-            await daemon.shutdown()
+            async with trio.open_nursery() as impatience:
+                impatience.start_soon(_hurry_on_signal, signals, daemon)
+                await daemon.shutdown()
+                impatience.cancel_scope.cancel(reason="shutdown complete")
     log.info("daemon.stopped")
     return 0
+
+
+async def _next_signal(signals: AsyncIterator[int]) -> None:
+    async for signum in signals:
+        log.info("daemon.signal", signal=signal.Signals(signum).name)
+        return
+
+
+async def _hurry_on_signal(signals: AsyncIterator[int], daemon: Daemon) -> None:
+    await _next_signal(signals)
+    log.warning("daemon.hurrying", detail="second signal: cancelling in-flight calls now")
+    daemon.hurry()
 
 
 def run(settings: Settings) -> int:

@@ -1,0 +1,154 @@
+"""The ``mcpd`` command line: serve, inspect tools and plugins, check config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mcpd._version import __version__
+from mcpd.config import ConfigError, Settings, load_settings, parse_listen
+
+if TYPE_CHECKING:
+    from mcpd.plugin.registry import Registry
+
+EXIT_CONFIG = 2
+TABLE_REVISION = "2025-11-25"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcpd", description="MCP server daemon.")
+    parser.add_argument("--version", action="version", version=f"mcpd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the daemon")
+    _config_option(serve)
+    serve.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable; replaces server.listen)",
+    )
+    tools = commands.add_parser("tools", help="inspect tools").add_subparsers(
+        dest="action", required=True
+    )
+    _listing(tools.add_parser("list", help="list the tools the plugins provide"))
+    plugins = commands.add_parser("plugins", help="inspect plugins").add_subparsers(
+        dest="action", required=True
+    )
+    _listing(plugins.add_parser("list", help="list installed plugins and their state"))
+    config = commands.add_parser("config", help="configuration").add_subparsers(
+        dest="action", required=True
+    )
+    _config_option(config.add_parser("check", help="validate the configuration and exit"))
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="config file (default: /etc/mcpd/mcpd.toml if present)",
+    )
+
+
+def _listing(parser: argparse.ArgumentParser) -> None:
+    _config_option(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        listen = [parse_listen(value) for value in getattr(args, "listen", [])]
+        settings = load_settings(args.config, listen=listen)
+    except (ConfigError, ValueError) as exc:
+        print(f"mcpd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "config":
+        print(f"OK: {settings.source}")
+        return 0
+    registry = _registry(settings)
+    if args.command == "tools":
+        return _print_tools(registry, as_json=args.json)
+    return _print_plugins(registry, as_json=args.json)
+
+
+def _serve(settings: Settings) -> int:
+    from mcpd.daemon import run
+    from mcpd.logs import configure_logging
+
+    configure_logging(settings.logging)
+    return run(settings)
+
+
+def _registry(settings: Settings) -> Registry:
+    from mcpd.logs import configure_logging
+    from mcpd.plugin.registry import load_registry
+
+    configure_logging(settings.logging)
+    return load_registry(
+        enable=settings.plugins.enable,
+        disable=settings.plugins.disable,
+        plugin_settings=settings.plugin,
+    )
+
+
+def _print_tools(registry: Registry, *, as_json: bool) -> int:
+    if as_json:
+        print(
+            json.dumps(
+                [tool.definition(TABLE_REVISION) for tool in registry.tools.values()], indent=2
+            )
+        )
+        return 0
+    owners = {name: plugin.name for plugin in registry.plugins for name in plugin.tools}
+    rows = [
+        (tool.name, owners.get(tool.name, "?"), _first_line(tool.description))
+        for tool in registry.tools.values()
+    ]
+    _table(("TOOL", "PLUGIN", "DESCRIPTION"), rows)
+    return 0
+
+
+def _print_plugins(registry: Registry, *, as_json: bool) -> int:
+    if as_json:
+        records: list[dict[str, Any]] = [
+            {
+                "name": p.name,
+                "distribution": p.distribution,
+                "version": p.version,
+                "state": p.state,
+                "tools": list(p.tools),
+                "error": p.error,
+            }
+            for p in registry.plugins
+        ]
+        print(json.dumps(records, indent=2))
+        return 0
+    rows = [
+        (p.name, p.distribution or "-", p.version or "-", p.state, str(len(p.tools)), p.error or "")
+        for p in registry.plugins
+    ]
+    _table(("PLUGIN", "DISTRIBUTION", "VERSION", "STATE", "TOOLS", "ERROR"), rows)
+    return 0
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )

@@ -1,0 +1,282 @@
+"""Daemon settings: the typed model every other module reads, and how TOML becomes it.
+
+The embedded ``defaults.toml`` (package data) holds every key with its default, so zero-config
+works. A config file overrides any subset: tables merge, values replace. Keys are strict
+everywhere except inside ``[plugin.<name>]`` tables, which belong to the plugins; every error
+names the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import math
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    listen: tuple[str, ...] = ("127.0.0.1:8765",)  # "HOST:PORT", "[::1]:PORT", "unix:/path"
+    path: str = "/mcp"
+    allowed_origins: tuple[str, ...] = ()  # exact origins allowed besides loopback ones
+    max_body_bytes: int = 4 * 1024 * 1024
+    sse_keepalive: float = 15.0  # seconds between ": keep-alive" comments on idle SSE streams
+    session_idle_timeout: float = 1800.0  # legacy session expiry after no activity
+    max_sessions: int = 10_000
+    shutdown_grace: float = 10.0  # in-flight calls get this long after SIGTERM
+    keep_alive_timeout: float = 5.0  # idle HTTP keep-alive connections close after this
+    write_timeout: float = 30.0  # a client that stops reading is dropped after this
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsSettings:
+    default_timeout: float = 300.0
+    page_size: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PluginsSettings:
+    enable: tuple[str, ...] | None = None  # allow-list of entry-point names; None = all
+    disable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    log_arguments: bool = False  # tool arguments are never logged unless this is true
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    tools: ToolsSettings = field(default_factory=ToolsSettings)
+    plugins: PluginsSettings = field(default_factory=PluginsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    plugin: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [plugin.<name>] tables
+    source: str = "<embedded defaults>"  # what was loaded, for logs
+
+
+DEFAULT_CONFIG_PATH = Path("/etc/mcpd/mcpd.toml")
+EMBEDDED = "<embedded defaults>"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+Convert = Callable[[Any, str], Any]
+
+
+def _fail(where: str, message: str) -> ConfigError:
+    return ConfigError(f"{where}: {message}")
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(where, f"expected a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise _fail(where, f"must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _positive_number(value: Any, where: str) -> float:
+    number = _number(value, where)
+    if number == 0:
+        raise _fail(where, "must be greater than 0")
+    return number
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(where, f"expected an integer, got {value!r}")
+    if value < 1:
+        raise _fail(where, f"must be at least 1, got {value}")
+    return value
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(where, f"expected true or false, got {value!r}")
+    return value
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _fail(where, f"expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _choice(*choices: str) -> Convert:
+    def convert(value: Any, where: str) -> str:
+        if value not in choices:
+            raise _fail(where, f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return convert
+
+
+def _path(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise _fail(where, f"expected a URL path starting with '/', got {value!r}")
+    return value
+
+
+def _listen(value: Any, where: str) -> tuple[str, ...]:
+    entries = _strings(value, where)
+    if not entries:
+        raise _fail(where, "needs at least one address")
+    try:
+        return tuple(parse_listen(entry) for entry in entries)
+    except ValueError as exc:
+        raise _fail(where, str(exc)) from None
+
+
+def parse_listen(value: str) -> str:
+    """Validate one listen address; returns the form hypercorn's ``bind`` understands."""
+    if value.startswith("unix:"):
+        if len(value) == len("unix:"):
+            raise ValueError("unix: needs a socket path")
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT, [IPv6]:PORT or unix:/path")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"{value!r}: unbalanced brackets around an IPv6 address")
+        ipaddress.IPv6Address(host[1:-1])
+    elif ":" in host:
+        raise ValueError(f"{value!r}: put IPv6 addresses in brackets, e.g. [::1]:8765")
+    return f"{host}:{int(port)}"
+
+
+# table -> (dataclass, {toml key: (field name, converter)})
+_SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
+    "server": (
+        ServerSettings,
+        {
+            "listen": ("listen", _listen),
+            "path": ("path", _path),
+            "allowed_origins": ("allowed_origins", _strings),
+            "max_body_bytes": ("max_body_bytes", _positive_int),
+            "sse_keepalive_seconds": ("sse_keepalive", _positive_number),
+            "session_idle_timeout_seconds": ("session_idle_timeout", _positive_number),
+            "max_sessions": ("max_sessions", _positive_int),
+            "shutdown_grace_seconds": ("shutdown_grace", _number),
+            "keep_alive_timeout_seconds": ("keep_alive_timeout", _positive_number),
+            "write_timeout_seconds": ("write_timeout", _positive_number),
+        },
+    ),
+    "tools": (
+        ToolsSettings,
+        {
+            "default_timeout_seconds": ("default_timeout", _positive_number),
+            "page_size": ("page_size", _positive_int),
+        },
+    ),
+    "plugins": (
+        PluginsSettings,
+        {"enable": ("enable", _strings), "disable": ("disable", _strings)},
+    ),
+    "logging": (
+        LoggingSettings,
+        {
+            "level": ("level", _choice("debug", "info", "warning", "error")),
+            "format": ("format", _choice("auto", "json", "console")),
+            "log_arguments": ("log_arguments", _bool),
+        },
+    ),
+}
+
+
+def _unknown(where: str, key: str, known: Sequence[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return _fail(where, f"unknown key{hint}; known keys: {', '.join(sorted(known))}")
+
+
+def _read(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not UTF-8 text") from None
+    return _read(text, str(path))
+
+
+def _convert(document: Mapping[str, Any], origin: str) -> dict[str, dict[str, Any]]:
+    """Check one file's keys and types; returns {table: {field: value}}."""
+    converted: dict[str, dict[str, Any]] = {}
+    for table, values in document.items():
+        where = f"{origin}: {table}"
+        if table == "plugin":
+            converted["plugin"] = _plugin_tables(values, where)
+            continue
+        if table not in _SCHEMA:
+            raise _unknown(f"{origin}: {table}", table, [*_SCHEMA, "plugin"])
+        if not isinstance(values, dict):
+            raise _fail(where, "expected a table")
+        keys = _SCHEMA[table][1]
+        fields = converted.setdefault(table, {})
+        for key, value in values.items():
+            if key not in keys:
+                raise _unknown(f"{where}.{key}", key, list(keys))
+            name, convert = keys[key]
+            fields[name] = convert(value, f"{where}.{key}")
+    return converted
+
+
+def _plugin_tables(values: Any, where: str) -> dict[str, Any]:
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise _fail(where, "expected [plugin.<name>] tables")
+    return values
+
+
+def _merge(base: dict[str, dict[str, Any]], overlay: dict[str, dict[str, Any]]) -> None:
+    for table, fields in overlay.items():
+        if table == "plugin":
+            plugins = base.setdefault("plugin", {})
+            for name, settings in fields.items():
+                plugins[name] = {**plugins.get(name, {}), **settings}
+        else:
+            base.setdefault(table, {}).update(fields)
+
+
+def _embedded() -> dict[str, dict[str, Any]]:
+    text = resources.files("mcpd").joinpath("defaults.toml").read_text(encoding="utf-8")
+    return _convert(_read(text, EMBEDDED), EMBEDDED)
+
+
+def load_settings(path: Path | None = None, *, listen: Sequence[str] = ()) -> Settings:
+    """Embedded defaults, then the config file, then ``--listen`` overrides.
+
+    An explicit ``path`` must exist; without one, ``/etc/mcpd/mcpd.toml`` is read when present.
+    """
+    merged = _embedded()
+    source = EMBEDDED
+    if path is None and DEFAULT_CONFIG_PATH.exists():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        _merge(merged, _convert(_read_file(path), str(path)))
+        source = str(path)
+    if listen:
+        merged["server"]["listen"] = _listen(list(listen), "--listen")
+    return _build(merged, source)
+
+
+def _build(merged: dict[str, dict[str, Any]], source: str) -> Settings:
+    tables = {table: _SCHEMA[table][0](**merged.get(table, {})) for table in _SCHEMA}
+    return Settings(**tables, plugin=merged.get("plugin", {}), source=source)
