@@ -1,0 +1,135 @@
+"""Start-up, plugin isolation and shutdown of a real daemon process, with real signals."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.client import Legacy, parse_sse
+from support.daemon import Daemon, daemon_config, wait_for_file, write_config
+
+
+def test_broken_plugins_are_logged_and_skipped(daemon: Daemon, http: httpx.Client) -> None:
+    failures = {entry["plugin"]: entry for entry in daemon.events("plugin.load_failed")}
+    for broken in ("broken_import", "bad_hook", "raising_hook", "zz_duplicate"):
+        assert any(broken in name for name in failures), failures.keys()
+    assert all(entry.get("distribution") for entry in failures.values())
+    client = Legacy(http, daemon.url).initialize()
+    assert client.call("echo", {"text": "still here"})["content"][0]["text"] == "still here"
+
+
+def test_example_plugin_tools_are_served(daemon: Daemon, http: httpx.Client) -> None:
+    loaded = [e for e in daemon.events("plugin.loaded") if e.get("plugin") == "example"]
+    assert loaded, daemon.events("plugin.loaded")
+
+
+@pytest.fixture
+def own_daemon(tmp_path: Path, plugin_site: Path, markers: Path) -> Daemon:
+    config = daemon_config(tmp_path / "mcpd.toml", markers)
+    return Daemon.start(config, pythonpath=plugin_site)
+
+
+def _long_call(tag: str, seconds: float) -> dict[str, Any]:
+    params = {
+        "name": "slow",
+        "arguments": {"seconds": seconds, "tag": tag},
+        "_meta": {"progressToken": 1},
+    }
+    return {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+
+
+def _post_in_thread(client: Legacy, body: dict[str, Any], out: list[str]) -> threading.Thread:
+    """POST from a thread and return once the call has reported progress (it is running)."""
+    running = threading.Event()
+
+    def run() -> None:
+        with (
+            httpx.Client(timeout=60) as http,
+            http.stream("POST", client.url, json=body, headers=client.headers()) as response,
+        ):
+            for line in response.iter_lines():
+                out.append(line)
+                if "notifications/progress" in line:
+                    running.set()
+        running.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert running.wait(30), "the call never reported progress"
+    return thread
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_shutdown_cancels_long_calls_with_a_terminal_error(
+    own_daemon: Daemon, http: httpx.Client, markers: Path, signum: int
+) -> None:
+    client = Legacy(http, own_daemon.url).initialize()
+    tag = f"shutdown-{uuid.uuid4().hex[:8]}"
+    out: list[str] = []
+    thread = _post_in_thread(client, _long_call(tag, 120), out)
+    assert own_daemon.stop(signum) == 0
+    thread.join(30)
+    marker = wait_for_file(markers / f"{tag}.json")
+    assert marker["outcome"] == "cancelled"
+    assert "shutting down" in marker["reason"]
+    final = parse_sse("\n".join(out))[-1]
+    assert final["id"] == 1
+    assert final["error"]["code"] == -32000
+
+
+def test_shutdown_lets_short_calls_finish(
+    own_daemon: Daemon, http: httpx.Client, markers: Path
+) -> None:
+    client = Legacy(http, own_daemon.url).initialize()
+    tag = f"drain-{uuid.uuid4().hex[:8]}"
+    out: list[str] = []
+    thread = _post_in_thread(client, _long_call(tag, 1.0), out)
+    own_daemon.signal(signal.SIGTERM)
+    own_daemon.wait_for("daemon.draining")
+    refused = http.post(
+        own_daemon.url, json={"jsonrpc": "2.0", "id": 9, "method": "ping"}, headers=client.headers()
+    )
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == -32000
+    assert own_daemon.wait() == 0
+    thread.join(30)
+    assert wait_for_file(markers / f"{tag}.json")["outcome"] == "completed"
+    assert parse_sse("\n".join(out))[-1]["result"].get("isError", False) is False
+
+
+def test_second_signal_skips_the_grace_period(
+    tmp_path: Path, plugin_site: Path, markers: Path, http: httpx.Client
+) -> None:
+    config = (
+        daemon_config(tmp_path / "mcpd.toml", markers)
+        .read_text()
+        .replace("shutdown_grace_seconds = 2", "shutdown_grace_seconds = 600")
+    )
+    daemon = Daemon.start(write_config(tmp_path / "patient.toml", config), pythonpath=plugin_site)
+    client = Legacy(http, daemon.url).initialize()
+    tag = f"hurry-{uuid.uuid4().hex[:8]}"
+    out: list[str] = []
+    thread = _post_in_thread(client, _long_call(tag, 600), out)
+    daemon.signal(signal.SIGTERM)
+    daemon.wait_for("daemon.draining")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    thread.join(30)
+    assert "shutting down" in wait_for_file(markers / f"{tag}.json")["reason"]
+    assert daemon.events("daemon.hurrying")
+
+
+def test_idle_keepalive_connections_do_not_hold_shutdown(own_daemon: Daemon) -> None:
+    client = httpx.Client(timeout=30)
+    Legacy(client, own_daemon.url).initialize()  # leaves a kept-alive idle connection open
+    assert own_daemon.stop() == 0
+    client.close()
+
+
+def test_parse_sse_helper_ignores_comments() -> None:
+    assert parse_sse(': keep-alive\n\nevent: message\ndata: {"a":1}\n\n') == [{"a": 1}]

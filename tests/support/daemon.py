@@ -1,0 +1,156 @@
+"""Run a real mcpd daemon as a subprocess on a loopback ephemeral port.
+
+The daemon logs JSON lines on stderr (it is not a TTY); a reader thread collects them so
+tests can wait for events (``daemon.listening`` gives the bound URL) and assert on them.
+Every wait has a generous bound that only turns a hang into a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from signal import SIGTERM
+from typing import Any
+
+WAIT = 30.0  # upper bound for anything a test waits on; never an assertion about speed
+
+
+class Daemon:
+    def __init__(
+        self, process: subprocess.Popen[str], logs: list[dict[str, Any]], raw: list[str]
+    ) -> None:
+        self.process = process
+        self.logs = logs
+        self.raw = raw
+        self._changed = threading.Condition()
+        self.url = ""
+
+    @classmethod
+    def start(
+        cls, config: Path, *, pythonpath: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> Daemon:
+        environ = {**os.environ, **(env or {})}
+        if pythonpath is not None:
+            environ["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(pythonpath), environ.get("PYTHONPATH")])
+            )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mcpd", "serve", "--config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environ,
+        )
+        daemon = cls(process, [], [])
+        threading.Thread(target=daemon._read, daemon=True).start()
+        listening = daemon.wait_for("daemon.listening")
+        daemon.url = listening["binds"][0] + listening.get("path", "/mcp")
+        return daemon
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._changed:
+                self.raw.append(line)
+                with contextlib.suppress(ValueError):
+                    self.logs.append(json.loads(line))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        with self._changed:
+            return [entry for entry in self.logs if entry.get("event") == name]
+
+    def wait_for(
+        self, name: str, match: Callable[[dict[str, Any]], bool] = lambda _: True
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + WAIT
+        with self._changed:
+            while True:
+                for entry in self.logs:
+                    if entry.get("event") == name and match(entry):
+                        return entry
+                if self.process.poll() is not None and not self._reader_alive():
+                    raise AssertionError(
+                        f"daemon exited before logging {name}:\n{''.join(self.raw)}"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no {name} event within {WAIT}s:\n{''.join(self.raw[-50:])}"
+                    )
+                self._changed.wait(min(remaining, 0.5))
+
+    def _reader_alive(self) -> bool:
+        return (
+            self.process.stderr is not None
+            and not self.process.stderr.closed
+            and self.process.poll() is None
+        )
+
+    def signal(self, signum: int = SIGTERM) -> None:
+        self.process.send_signal(signum)
+
+    # Inside the class body ``signal`` is the method above, not the module.
+    def wait(self) -> int:
+        """Wait (bounded) for the process to exit by itself."""
+        try:
+            return self.process.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError("daemon did not exit within the bound") from None
+
+    def stop(self, signum: int = SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError("daemon did not stop within the bound") from None
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def wait_for_file(path: Path) -> dict[str, Any]:
+    """Wait (bounded) for a JSON marker file a fixture tool writes in its ``finally``."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if path.exists():
+            text = path.read_text()
+            if text:
+                return json.loads(text)  # type: ignore[no-any-return]
+        time.sleep(0.01)
+    raise AssertionError(f"{path} was not written within {WAIT}s")
+
+
+def daemon_config(path: Path, markers: Path, extra: str = "") -> Path:
+    text = f"""
+[server]
+listen = ["127.0.0.1:0"]
+sse_keepalive_seconds = 0.5
+shutdown_grace_seconds = 2
+max_body_bytes = 65536
+
+[tools]
+page_size = 4
+
+[plugin.fixture]
+marker_dir = "{markers}"
+{extra}
+"""
+    return write_config(path, text)
