@@ -18,10 +18,16 @@ from mcpd.protocol.jsonrpc import (
     [
         (b'{"jsonrpc":"2.0","id":1,"method":"ping"}', Request(1, "ping", {})),
         (b'{"jsonrpc":"2.0","id":"a","method":"x","params":{"k":1}}', Request("a", "x", {"k": 1})),
-        (b'{"jsonrpc":"2.0","method":"notifications/initialized"}', Notification("notifications/initialized", {})),
+        (
+            b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
+            Notification("notifications/initialized", {}),
+        ),
         (b'{"jsonrpc":"2.0","id":3,"method":"x","params":null}', Request(3, "x", {})),
         (b'{"jsonrpc":"2.0","id":7,"result":{}}', Response(7, {}, None)),
-        (b'{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"m"}}', Response(7, None, {"code": 1, "message": "m"})),
+        (
+            b'{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"m"}}',
+            Response(7, None, {"code": 1, "message": "m"}),
+        ),
     ],
 )
 def test_parse_valid(body: bytes, expected: object) -> None:
@@ -31,7 +37,9 @@ def test_parse_valid(body: bytes, expected: object) -> None:
 
 
 def test_parse_batch() -> None:
-    messages, batch = parse_body(b'[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]')
+    messages, batch = parse_body(
+        b'[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]'
+    )
     assert batch is True
     assert messages == [Request(1, "a", {}), Notification("b", {})]
 

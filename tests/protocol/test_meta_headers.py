@@ -21,7 +21,14 @@ GOOD_META = {V + "protocolVersion": "2026-07-28", V + "clientCapabilities": {}}
 
 
 def test_meta_parsed() -> None:
-    params = {"_meta": {**GOOD_META, V + "logLevel": "warning", V + "clientInfo": {"name": "c"}, "progressToken": 5}}
+    params = {
+        "_meta": {
+            **GOOD_META,
+            V + "logLevel": "warning",
+            V + "clientInfo": {"name": "c"},
+            "progressToken": 5,
+        }
+    }
     meta = parse_request_meta(params)
     assert meta.protocol_version == "2026-07-28"
     assert meta.log_level == "warning"
@@ -35,8 +42,16 @@ def test_meta_parsed() -> None:
         (None, InvalidParams, -32602),
         ({V + "clientCapabilities": {}}, InvalidParams, -32602),
         ({V + "protocolVersion": "2026-07-28"}, InvalidParams, -32602),
-        ({V + "protocolVersion": "2030-01-01", V + "clientCapabilities": {}}, UnsupportedProtocolVersion, -32022),
-        ({V + "protocolVersion": "2025-11-25", V + "clientCapabilities": {}}, UnsupportedProtocolVersion, -32022),
+        (
+            {V + "protocolVersion": "2030-01-01", V + "clientCapabilities": {}},
+            UnsupportedProtocolVersion,
+            -32022,
+        ),
+        (
+            {V + "protocolVersion": "2025-11-25", V + "clientCapabilities": {}},
+            UnsupportedProtocolVersion,
+            -32022,
+        ),
         ({**GOOD_META, V + "logLevel": "loud"}, InvalidParams, -32602),
         ({**GOOD_META, V + "clientInfo": "x"}, InvalidParams, -32602),
     ],
@@ -51,13 +66,20 @@ def test_meta_errors(meta: dict[str, object] | None, error: type[Exception], cod
 
 def test_unsupported_version_lists_supported() -> None:
     with pytest.raises(UnsupportedProtocolVersion) as info:
-        parse_request_meta({"_meta": {V + "protocolVersion": "2030-01-01", V + "clientCapabilities": {}}})
+        parse_request_meta(
+            {"_meta": {V + "protocolVersion": "2030-01-01", V + "clientCapabilities": {}}}
+        )
     assert info.value.data == {"supported": ["2026-07-28"], "requested": "2030-01-01"}
 
 
 @pytest.mark.parametrize(
     ("level", "threshold", "enabled"),
-    [("info", None, False), ("info", "info", True), ("debug", "info", False), ("emergency", "debug", True)],
+    [
+        ("info", None, False),
+        ("info", "info", True),
+        ("debug", "info", False),
+        ("emergency", "debug", True),
+    ],
 )
 def test_level_enabled(level: str, threshold: str | None, enabled: bool) -> None:
     assert level_enabled(level, threshold) is enabled
@@ -93,19 +115,38 @@ def test_modern_headers_ok_and_base64_name() -> None:
     encoded = "=?base64?" + base64.b64encode(name.encode()).decode() + "?="
     request = Request(1, "tools/call", {"name": name})
     hdr.check_modern_headers(request, "2026-07-28", _modern_headers(**{"mcp-name": encoded}))
-    hdr.check_modern_headers(Request(1, "tools/call", {"name": "echo"}), "2026-07-28", _modern_headers(**{"mcp-name": "echo"}))
+    hdr.check_modern_headers(
+        Request(1, "tools/call", {"name": "echo"}),
+        "2026-07-28",
+        _modern_headers(**{"mcp-name": "echo"}),
+    )
 
 
 @pytest.mark.parametrize(
     ("request_", "headers"),
     [
-        (Request(1, "tools/call", {"name": "echo"}), {"mcp-method": "tools/call", "mcp-name": "echo"}),
-        (Request(1, "tools/call", {"name": "echo"}), _modern_headers(**{"mcp-protocol-version": "2025-11-25", "mcp-name": "echo"})),
-        (Request(1, "tools/call", {"name": "echo"}), _modern_headers(**{"mcp-method": "tools/list", "mcp-name": "echo"})),
+        (
+            Request(1, "tools/call", {"name": "echo"}),
+            {"mcp-method": "tools/call", "mcp-name": "echo"},
+        ),
+        (
+            Request(1, "tools/call", {"name": "echo"}),
+            _modern_headers(**{"mcp-protocol-version": "2025-11-25", "mcp-name": "echo"}),
+        ),
+        (
+            Request(1, "tools/call", {"name": "echo"}),
+            _modern_headers(**{"mcp-method": "tools/list", "mcp-name": "echo"}),
+        ),
         (Request(1, "tools/call", {"name": "echo"}), _modern_headers()),
         (Request(1, "tools/call", {"name": "echo"}), _modern_headers(**{"mcp-name": "other"})),
-        (Request(1, "resources/read", {"uri": "a://b"}), {**_modern_headers(), "mcp-method": "resources/read", "mcp-name": "a://c"}),
-        (Request(1, "tools/call", {"name": "echo"}), _modern_headers(**{"mcp-name": "=?base64?!!!?="})),
+        (
+            Request(1, "resources/read", {"uri": "a://b"}),
+            {**_modern_headers(), "mcp-method": "resources/read", "mcp-name": "a://c"},
+        ),
+        (
+            Request(1, "tools/call", {"name": "echo"}),
+            _modern_headers(**{"mcp-name": "=?base64?!!!?="}),
+        ),
     ],
 )
 def test_modern_header_mismatch(request_: Request, headers: dict[str, str]) -> None:

@@ -92,17 +92,30 @@ def test_handshake_refusals(before: list[Event], event: Event, error: type[Excep
 
 def test_parse_initialize() -> None:
     init = parse_initialize(
-        {"protocolVersion": "2025-06-18", "capabilities": {"roots": {}}, "clientInfo": {"name": "c"}}
+        {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"roots": {}},
+            "clientInfo": {"name": "c"},
+        }
     )
     assert init.negotiated_version == "2025-06-18"
     assert init.capabilities == {"roots": {}}
     result = initialize_result(init.negotiated_version, {"tools": {}}, {"name": "mcpd"})
-    assert result == {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "mcpd"}}
+    assert result == {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {"tools": {}},
+        "serverInfo": {"name": "mcpd"},
+    }
 
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"protocolVersion": 1}, {"protocolVersion": "2025-06-18", "capabilities": []}, {"protocolVersion": "x", "clientInfo": "c"}],
+    [
+        {},
+        {"protocolVersion": 1},
+        {"protocolVersion": "2025-06-18", "capabilities": []},
+        {"protocolVersion": "x", "clientInfo": "c"},
+    ],
 )
 def test_parse_initialize_invalid(params: dict[str, object]) -> None:
     with pytest.raises(InvalidParams):
