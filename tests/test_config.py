@@ -1,0 +1,154 @@
+"""Config loading: embedded defaults, file overlay, strict keys, errors naming file and key."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from mcpd.config import (
+    ConfigError,
+    LoggingSettings,
+    PluginsSettings,
+    ServerSettings,
+    Settings,
+    ToolsSettings,
+    load_settings,
+    parse_listen,
+)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mcpd.toml"
+    path.write_text(text)
+    return path
+
+
+def test_embedded_defaults_equal_the_dataclass_defaults() -> None:
+    loaded = load_settings()
+    assert loaded.server == ServerSettings()
+    assert loaded.tools == ToolsSettings()
+    assert loaded.plugins == PluginsSettings()
+    assert loaded.logging == LoggingSettings()
+    assert loaded.source == "<embedded defaults>"
+
+
+def test_every_setting_has_a_documented_key() -> None:
+    example = (Path(__file__).parents[1] / "etc" / "mcpd.toml").read_text()
+    defaults = (Path(__file__).parents[1] / "mcpd" / "defaults.toml").read_text()
+    for table in (ServerSettings, ToolsSettings, LoggingSettings):
+        for field in fields(table):
+            key = field.name if field.name in defaults else f"{field.name}_seconds"
+            assert key in defaults, field.name
+            assert key in example, field.name
+
+
+def test_file_overrides_merge(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[server]
+max_body_bytes = 1024
+sse_keepalive_seconds = 2
+
+[tools]
+page_size = 7
+
+[plugins]
+disable = ["noisy"]
+
+[plugin.example]
+max_input_bytes = 10
+""",
+    )
+    settings = load_settings(path)
+    assert settings.server.max_body_bytes == 1024
+    assert settings.server.sse_keepalive == 2.0
+    assert settings.server.listen == ("127.0.0.1:8765",)  # untouched keys keep their defaults
+    assert settings.tools.page_size == 7
+    assert settings.tools.default_timeout == 300.0
+    assert settings.plugins == PluginsSettings(enable=None, disable=("noisy",))
+    assert settings.plugin == {"example": {"max_input_bytes": 10}}
+    assert settings.source == str(path)
+
+
+def test_listen_override_replaces_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nlisten = ["127.0.0.1:1"]\n')
+    settings = load_settings(path, listen=["127.0.0.1:2", "unix:/run/mcpd.sock"])
+    assert settings.server.listen == ("127.0.0.1:2", "unix:/run/mcpd.sock")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[server]\nmax_body_byts = 1\n",
+            "server.max_body_byts: unknown key (did you mean 'max_body_bytes'?)",
+        ),
+        ("[sever]\n", "sever: unknown key (did you mean 'server'?)"),
+        (
+            '[server]\nmax_body_bytes = "abc"\n',
+            "server.max_body_bytes: expected an integer, got 'abc'",
+        ),
+        ("[server]\nmax_body_bytes = 0\n", "server.max_body_bytes: must be at least 1"),
+        (
+            "[server]\nshutdown_grace_seconds = -1\n",
+            "server.shutdown_grace_seconds: must be a finite number >= 0",
+        ),
+        (
+            "[server]\nkeep_alive_timeout_seconds = 0\n",
+            "server.keep_alive_timeout_seconds: must be greater than 0",
+        ),
+        ('[server]\npath = "mcp"\n', "server.path: expected a URL path starting with '/'"),
+        ('[server]\nlisten = ["localhost"]\n', "server.listen: 'localhost' is not HOST:PORT"),
+        ("[server]\nlisten = []\n", "server.listen: needs at least one address"),
+        (
+            '[logging]\nlevel = "loud"\n',
+            "logging.level: expected one of debug, info, warning, error",
+        ),
+        ("[logging]\nlog_arguments = 1\n", "logging.log_arguments: expected true or false"),
+        ("[tools]\npage_size = true\n", "tools.page_size: expected an integer"),
+        ('[plugins]\nenable = "a"\n', "plugins.enable: expected a list of strings"),
+        ("[plugin]\nexample = 3\n", "plugin: expected [plugin.<name>] tables"),
+        ("[server\n", "invalid TOML"),
+    ],
+)
+def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_missing_explicit_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(
+    ("value", "normal"),
+    [
+        ("127.0.0.1:8765", "127.0.0.1:8765"),
+        ("0.0.0.0:080", "0.0.0.0:80"),
+        ("[::1]:9000", "[::1]:9000"),
+        ("localhost:1", "localhost:1"),
+        ("unix:/run/mcpd/mcpd.sock", "unix:/run/mcpd/mcpd.sock"),
+    ],
+)
+def test_parse_listen(value: str, normal: str) -> None:
+    assert parse_listen(value) == normal
+
+
+@pytest.mark.parametrize(
+    "value", ["8765", ":8765", "host:", "host:99999", "::1:80", "[::1:80", "[nothex]:80", "unix:"]
+)
+def test_parse_listen_rejects(value: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each message is checked in the config tests
+        parse_listen(value)
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Settings().source = "x"  # type: ignore[misc]
