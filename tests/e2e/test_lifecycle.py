@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -133,3 +134,48 @@ def test_idle_keepalive_connections_do_not_hold_shutdown(own_daemon: Daemon) -> 
 
 def test_parse_sse_helper_ignores_comments() -> None:
     assert parse_sse(': keep-alive\n\nevent: message\ndata: {"a":1}\n\n') == [{"a": 1}]
+
+
+def test_serves_tcp_and_unix_socket_binds(tmp_path: Path, plugin_site: Path, markers: Path) -> None:
+    sock = tmp_path / "mcpd.sock"
+    text = daemon_config(tmp_path / "mcpd.toml", markers).read_text()
+    text = text.replace('listen = ["127.0.0.1:0"]', f'listen = ["127.0.0.1:0", "unix:{sock}"]')
+    daemon = Daemon.start(write_config(tmp_path / "both.toml", text), pythonpath=plugin_site)
+    try:
+        assert len(daemon.binds) == 2
+        assert sock.is_socket()
+        transport = httpx.HTTPTransport(uds=str(sock))
+        with httpx.Client(transport=transport, timeout=30) as over_unix:
+            client = Legacy(over_unix, "http://localhost/mcp").initialize()
+            assert client.call("echo", {"text": "via unix"})["content"][0]["text"] == "via unix"
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_idle_keepalive_connection_is_closed_by_the_server(tmp_path: Path, plugin_site: Path, markers: Path) -> None:
+    """An idle keep-alive connection is closed at the keep-alive timeout.
+
+    This is the behaviour hypercorn defect B breaks for apps that cancel themselves on
+    http.disconnect; the regression test of the fix itself is in tests/transport.
+    """
+    text = daemon_config(tmp_path / "mcpd.toml", markers).read_text()
+    text = text.replace("[server]\n", "[server]\nkeep_alive_timeout_seconds = 0.5\n")
+    daemon = Daemon.start(write_config(tmp_path / "ka.toml", text), pythonpath=plugin_site)
+    try:
+        host, port = daemon.binds[0].split("//")[1].rsplit(":", 1)
+        body = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
+        request = (
+            b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(request)
+            received = b""
+            while True:
+                chunk = sock.recv(65536)  # returns b"" only once the server closes the connection
+                if not chunk:
+                    break
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 400")
+    finally:
+        assert daemon.stop() == 0

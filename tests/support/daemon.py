@@ -31,6 +31,7 @@ class Daemon:
         self.raw = raw
         self._changed = threading.Condition()
         self.url = ""
+        self.binds: list[str] = []
 
     @classmethod
     def start(
@@ -52,7 +53,8 @@ class Daemon:
         daemon = cls(process, [], [])
         threading.Thread(target=daemon._read, daemon=True).start()
         listening = daemon.wait_for("daemon.listening")
-        daemon.url = listening["binds"][0] + listening.get("path", "/mcp")
+        daemon.binds = listening["binds"]
+        daemon.url = daemon.binds[0] + listening.get("path", "/mcp")
         return daemon
 
     def _read(self) -> None:
