@@ -81,7 +81,7 @@ class Session:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The session's task: owns its nursery until closed or expired."""
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(session_id=self.id)
+        structlog.contextvars.bind_contextvars(session=self.log_id)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -118,6 +118,11 @@ class Session:
     @property
     def closing(self) -> bool:
         return self._close.is_set() or self._closed.is_set()
+
+    @property
+    def log_id(self) -> str:
+        """A prefix of the id for logs: enough to correlate, useless to address the session."""
+        return self.id[:8]
 
     @property
     def busy(self) -> bool:

@@ -205,7 +205,7 @@ class Endpoint:
         await send_response(send, 200, dumps(result_message(request.id, result)), headers)
         log.info(
             "session.created",
-            session_id=session.id,
+            session=session.log_id,
             protocol_version=session.version,
             client=init.client_info.get("name"),
         )
@@ -241,8 +241,9 @@ class Endpoint:
             self._tracker.add(flight)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(watch_disconnect, receive, flights)
-                nursery.start_soon(exchange.keep_alive, self._settings.sse_keepalive)
+                nursery.start_soon(
+                    watch_disconnect, receive, flights, exchange.tick, self._settings.sse_keepalive
+                )
                 if len(calls) == 1:
                     await self._answer(calls[0], exchange, runner)
                 else:
@@ -258,7 +259,7 @@ class Endpoint:
         request = call.request
         structlog.contextvars.bind_contextvars(request_id=request.id, method=request.method)
         if call.session is not None:
-            structlog.contextvars.bind_contextvars(session_id=call.session.id)
+            structlog.contextvars.bind_contextvars(session=call.session.log_id)
         try:
             done = await runner(call)
         except McpError as exc:  # refused before it ran (e.g. duplicate id)

@@ -9,7 +9,6 @@ keep-alive interval → ``text/event-stream``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -28,8 +27,9 @@ JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application
 async def send_response(
     send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = JSON_HEADERS
 ) -> None:
-    """A complete, non-streaming response."""
-    await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+    """A complete, non-streaming response (with Content-Length, so no chunked framing)."""
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send_final_body(send, body)
 
 
@@ -93,15 +93,10 @@ class Exchange:
             self.finished = True
             await self._final(b"")
 
-    async def keep_alive(self, interval: float) -> None:
-        """Send SSE comments while the call runs; a call silent for one interval streams."""
-        if interval <= 0 or math.isinf(interval):
-            return
-        while True:
-            await trio.sleep(interval)
-            async with self._lock:
-                if self.finished:
-                    return
+    async def tick(self) -> None:
+        """One keep-alive: a call silent for a keep-alive interval switches to SSE."""
+        async with self._lock:
+            if not self.finished:
                 await self._ensure_stream()
                 await self._write(sse.KEEPALIVE)
 

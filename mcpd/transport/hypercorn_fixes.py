@@ -99,25 +99,32 @@ def apply(*, write_timeout: float) -> None:
     TCPServer.protocol_send = patched  # type: ignore[method-assign, assignment]
 
 
+# A socket buffer absorbs this much at once, so sending it shielded cannot stall.
+SHIELDED_BODY_LIMIT = 64 * 1024
+
+
 async def send_final_body(
     send: Send, body: bytes = b"", *, grace: float = FINAL_SEND_GRACE
 ) -> None:
     """Send the last ``http.response.body`` so that hypercorn can start its idle timer (defect B).
 
     Call it for every response's final body instead of sending ``more_body: False`` directly.
-    ``body`` is sent first as an ordinary, cancellable message; the closing message is then sent
-    shielded for at most ``grace`` seconds (if that runs out, the connection was lost or stalled
-    and hypercorn finishes the stream when the app returns).
+    A ``body`` larger than ``SHIELDED_BODY_LIMIT`` is sent first as an ordinary, cancellable
+    message; the closing message (with a small body) is then sent shielded for at most ``grace``
+    seconds (if that runs out, the connection was lost or stalled and hypercorn finishes the
+    stream when the app returns).
 
     Example::
 
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send_final_body(send, b"done")
     """
-    if body:
-        # The data itself stays cancellable: a large body to a slow client must not be
-        # protected by the bounded shield below, and a client that left needs no more data.
+    if len(body) > SHIELDED_BODY_LIMIT:
+        # Large data stays cancellable: a big body to a slow client must not be protected by
+        # the bounded shield below, and a client that left needs no more data. Small bodies
+        # (nearly every JSON answer) go in the final message: one send instead of two.
         await send({"type": "http.response.body", "body": body, "more_body": True})
+        body = b""
     # hypercorn delivers http.disconnect and then restarts its keep-alive idle timer inside
     # this very send, i.e. in the app's task. An app that cancels itself on http.disconnect
     # would cancel the timer start, leaving the idle connection open forever and graceful
@@ -125,7 +132,7 @@ async def send_final_body(
     # its deadline stops a lost h2 connection (whose buffer never drains) from pinning us.
     with trio.CancelScope(shield=True) as scope:
         scope.deadline = trio.current_time() + grace
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _protocol_send_with_timeout(write_timeout: float) -> _ProtocolSend:

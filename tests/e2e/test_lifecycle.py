@@ -179,3 +179,14 @@ def test_idle_keepalive_connection_is_closed_by_the_server(tmp_path: Path, plugi
         assert received.startswith(b"HTTP/1.1 400")
     finally:
         assert daemon.stop() == 0
+
+
+def test_logs_hold_no_session_ids_or_arguments(daemon: Daemon, http: httpx.Client) -> None:
+    client = Legacy(http, daemon.url).initialize()
+    secret = f"secret-{uuid.uuid4().hex}"
+    assert client.call("echo", {"text": secret})["content"][0]["text"] == secret
+    call = daemon.wait_for("tool.call", lambda e: e.get("tool") == "echo" and e.get("session") == client.session_id[:8])
+    assert call["outcome"] == "ok"
+    text = "".join(daemon.raw)
+    assert client.session_id not in text
+    assert secret not in text
