@@ -7,11 +7,15 @@ with a reason.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
 
 import trio
 
 from mcpd.protocol.jsonrpc import RequestId
+
+T = TypeVar("T")
 
 # Cancellation reasons, as they appear in logs and in the tool's trio.Cancelled.
 CLIENT_DISCONNECTED: Final = "client disconnected"
@@ -71,3 +75,31 @@ class FlightTracker:
     def cancel_all(self, reason: str) -> None:
         for flight in list(self._flights):
             flight.cancel(reason)
+
+
+@dataclass(slots=True)
+class Done(Generic[T]):
+    """How a flight's work ended: a value, the exception it raised, or neither (cancelled)."""
+
+    value: T | None = None
+    error: Exception | None = None
+    completed: bool = False
+
+    @property
+    def outcome(self) -> Done[T] | None:
+        """Itself if the work finished (with a value or an error), None if it was cancelled."""
+        return self if self.completed or self.error is not None else None
+
+
+async def fly(flight: Flight, work: Callable[[], Awaitable[T]], done: Done[T]) -> None:
+    """Run ``work`` inside ``flight``'s cancel scope, recording how it ended in ``done``.
+
+    Exceptions are handed back through ``done`` rather than raised, because the work may run
+    in a session's nursery while the HTTP handler that answers for it waits elsewhere.
+    """
+    with flight.scope:
+        try:
+            done.value = await work()
+            done.completed = True
+        except Exception as exc:
+            done.error = exc

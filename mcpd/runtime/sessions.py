@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 import trio
@@ -19,22 +18,13 @@ from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFo
 from mcpd.protocol.handshake import Event, Handshake, InitializeParams, Phase
 from mcpd.protocol.jsonrpc import RequestId
 from mcpd.protocol.meta import check_log_level
-from mcpd.runtime.flights import SESSION_EXPIRED, Flight
+from mcpd.runtime.flights import SESSION_EXPIRED, Done, Flight, fly
 
 T = TypeVar("T")
 log = structlog.get_logger("mcpd.sessions")
 
 # Until the client calls logging/setLevel, send notifications/message at info and above.
 DEFAULT_LOG_LEVEL = "info"
-
-
-@dataclass(slots=True)
-class Done(Generic[T]):
-    """The outcome of work run inside a session: a value, or the exception it raised."""
-
-    value: T | None = None
-    error: Exception | None = None
-    completed: bool = False
 
 
 class Session:
@@ -172,7 +162,7 @@ class Session:
                 flight.cancel("the HTTP request was cancelled")
             self.flights.pop(flight.request_id, None)
             self.touch()
-        return done if done.completed or done.error is not None else None
+        return done.outcome
 
     def statistics(self) -> dict[str, Any]:
         return {"id": self.id, "version": self.version, "in_flight": len(self.flights)}
@@ -182,12 +172,7 @@ async def _worker(
     flight: Flight, work: Callable[[], Awaitable[T]], done: Done[T], finished: trio.Event
 ) -> None:
     try:
-        with flight.scope:
-            try:
-                done.value = await work()
-                done.completed = True
-            except Exception as exc:  # handed back to the waiting HTTP handler
-                done.error = exc
+        await fly(flight, work, done)
     finally:
         finished.set()
 

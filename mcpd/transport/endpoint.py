@@ -43,8 +43,16 @@ from mcpd.protocol.revisions import LEGACY_VERSIONS, MODERN_VERSIONS, Era, allow
 from mcpd.protocol.shapes import complete_result
 from mcpd.runtime.calls import Call
 from mcpd.runtime.dispatch import SERVER_INFO, Dispatcher
-from mcpd.runtime.flights import CLIENT_CANCELLED, SESSION_DELETED, SHUTDOWN, Flight, FlightTracker
-from mcpd.runtime.sessions import Done, Session, SessionManager
+from mcpd.runtime.flights import (
+    CLIENT_CANCELLED,
+    SESSION_DELETED,
+    SHUTDOWN,
+    Done,
+    Flight,
+    FlightTracker,
+    fly,
+)
+from mcpd.runtime.sessions import Session, SessionManager
 from mcpd.transport.asgi_io import (
     ClientGone,
     Receive,
@@ -148,13 +156,8 @@ class Endpoint:
 
     async def _run_here(self, call: Call) -> Done[dict[str, Any]] | None:
         done: Done[dict[str, Any]] = Done()
-        with call.flight.scope:
-            try:
-                done.value = await self._dispatcher.handle(call)
-                done.completed = True
-            except Exception as exc:
-                done.error = exc
-        return done if done.completed or done.error is not None else None
+        await fly(call.flight, partial(self._dispatcher.handle, call), done)
+        return done.outcome
 
     # -- legacy POST ------------------------------------------------------------------------
 
