@@ -21,7 +21,7 @@ from hypercorn.config import Config
 from mcpd.config import Settings
 from mcpd.plugin.registry import Registry, load_registry
 from mcpd.runtime.dispatch import Dispatcher
-from mcpd.runtime.flights import SHUTDOWN, FlightTracker
+from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests
 from mcpd.runtime.sessions import SessionManager
 from mcpd.transport import hypercorn_fixes
 from mcpd.transport.app import McpApp
@@ -50,7 +50,8 @@ class Daemon:
         self.dispatcher = Dispatcher(
             self.registry, settings.tools, log_arguments=settings.logging.log_arguments
         )
-        endpoint = Endpoint(server, self.dispatcher, self.sessions, self.tracker)
+        self.stateless = StatelessRequests()
+        endpoint = Endpoint(server, self.dispatcher, self.sessions, self.stateless, self.tracker)
         self.app = McpApp(endpoint, server.path)
         self._stop_http = trio.Event()
         self._grace = trio.CancelScope()
@@ -63,6 +64,7 @@ class Daemon:
         config = self._hypercorn_config()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.sessions.run)
+            await nursery.start(self.stateless.run)
             async with trio.open_nursery() as http:
                 serve = partial(
                     hypercorn.trio.serve,
@@ -92,8 +94,9 @@ class Daemon:
         if len(self.tracker):
             log.warning("daemon.cancelling", in_flight=len(self.tracker))
         self.tracker.cancel_all(SHUTDOWN)
-        await self.sessions.close_all(SHUTDOWN)
+        # Requests write their own terminal answers; let them before their sessions end.
         await self.tracker.wait_idle()
+        await self.sessions.close_all(SHUTDOWN)
         self._stop_http.set()
 
     def hurry(self) -> None:

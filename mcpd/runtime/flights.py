@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 import trio
 
@@ -43,6 +43,30 @@ class Flight:
     @property
     def cancelled(self) -> bool:
         return self.reason is not None
+
+
+class Owner(Protocol):
+    """Where a request's task runs: its session's nursery, or the stateless requests'."""
+
+    def start(self, flight: Flight, work: Callable[[], Awaitable[None]]) -> None: ...
+
+
+class StatelessRequests:
+    """The owner of modern (sessionless) requests' tasks: one nursery for the daemon."""
+
+    def __init__(self) -> None:
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def start(self, flight: Flight, work: Callable[[], Awaitable[None]]) -> None:
+        if self._nursery is None:
+            raise RuntimeError("stateless requests are not being served")
+        self._nursery.start_soon(work)
 
 
 class FlightTracker:

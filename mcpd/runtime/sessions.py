@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 import trio
@@ -18,9 +18,8 @@ from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFo
 from mcpd.protocol.handshake import Event, Handshake, InitializeParams, Phase
 from mcpd.protocol.jsonrpc import RequestId
 from mcpd.protocol.meta import check_log_level
-from mcpd.runtime.flights import SESSION_EXPIRED, Done, Flight, fly
+from mcpd.runtime.flights import SESSION_EXPIRED, Flight
 
-T = TypeVar("T")
 log = structlog.get_logger("mcpd.sessions")
 
 # Until the client calls logging/setLevel, send notifications/message at info and above.
@@ -33,9 +32,8 @@ class Session:
     __slots__ = (
         "_close",
         "_closed",
-        "_deadline",
-        "_idle_scope",
         "_idle_timeout",
+        "_last_active",
         "_nursery",
         "capabilities",
         "client_info",
@@ -60,8 +58,7 @@ class Session:
         self.streams = 0  # open GET streams
         self.end_reason: str | None = None
         self._idle_timeout = idle_timeout
-        self._deadline = trio.current_time() + idle_timeout
-        self._idle_scope: trio.CancelScope | None = None
+        self._last_active = trio.current_time()
         self._nursery: trio.Nursery | None = None
         self._close = trio.Event()
         self._closed = trio.Event()
@@ -87,14 +84,20 @@ class Session:
             log.info("session.ended", reason=self.end_reason or SESSION_EXPIRED)
 
     async def _live(self) -> None:
+        # The deadline is re-armed lazily: touch() only records the time (it runs on every
+        # request, and moving a cancel scope's deadline is comparatively expensive).
         while True:
-            with trio.CancelScope(deadline=self._deadline) as self._idle_scope:
+            with trio.move_on_at(self._expires_at()):
                 await self._close.wait()
                 return
-            if not self.busy:
+            if self.busy:
+                self.touch()
+            elif trio.current_time() >= self._expires_at():
                 self.end_reason = SESSION_EXPIRED
                 return
-            self.touch()
+
+    def _expires_at(self) -> float:
+        return self._last_active + self._idle_timeout
 
     def close(self, reason: str) -> None:
         """Ask the session to end; its work is cancelled with ``reason``."""
@@ -119,10 +122,8 @@ class Session:
         return bool(self.flights) or self.streams > 0
 
     def touch(self) -> None:
-        """Push the idle expiry out; called on every request."""
-        self._deadline = trio.current_time() + self._idle_timeout
-        if self._idle_scope is not None:
-            self._idle_scope.deadline = self._deadline
+        """Record activity, which pushes the idle expiry out."""
+        self._last_active = trio.current_time()
 
     # -- requests -------------------------------------------------------------------------
 
@@ -140,41 +141,29 @@ class Session:
         flight.cancel(reason)
         return True
 
-    async def run_request(self, flight: Flight, work: Callable[[], Awaitable[T]]) -> Done[T] | None:
-        """Run ``work`` in this session's nursery under ``flight``; None if it was cancelled.
+    def start(self, flight: Flight, work: Callable[[], Awaitable[None]]) -> None:
+        """Start ``work`` for ``flight`` in this session's nursery.
 
-        The caller (an HTTP handler) waits here; if the caller itself is cancelled the work
-        is cancelled with it rather than left running unowned.
+        The session's end (DELETE, expiry, shutdown) cancels every flight it owns, and its
+        nursery guarantees none of their tasks outlives it.
         """
         if self._nursery is None or self.closing:
             raise SessionNotFound("session has ended")
         if flight.request_id in self.flights:
             raise InvalidRequest(f"request id {flight.request_id!r} is already in flight")
-        done: Done[T] = Done()
-        finished = trio.Event()
         self.flights[flight.request_id] = flight
         self.touch()
-        self._nursery.start_soon(_worker, flight, work, done, finished)
+        self._nursery.start_soon(self._own, flight, work)
+
+    async def _own(self, flight: Flight, work: Callable[[], Awaitable[None]]) -> None:
         try:
-            await finished.wait()
+            await work()
         finally:
-            if not finished.is_set():
-                flight.cancel("the HTTP request was cancelled")
             self.flights.pop(flight.request_id, None)
             self.touch()
-        return done.outcome
 
     def statistics(self) -> dict[str, Any]:
         return {"id": self.id, "version": self.version, "in_flight": len(self.flights)}
-
-
-async def _worker(
-    flight: Flight, work: Callable[[], Awaitable[T]], done: Done[T], finished: trio.Event
-) -> None:
-    try:
-        await fly(flight, work, done)
-    finally:
-        finished.set()
 
 
 class SessionManager:

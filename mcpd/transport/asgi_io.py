@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import trio
-
 from mcpd.protocol.errors import McpError, PayloadTooLarge
 from mcpd.protocol.jsonrpc import RequestId, dumps, error_message
-from mcpd.runtime.flights import CLIENT_DISCONNECTED, Flight
 from mcpd.transport.exchange import JSON_HEADERS, Send, send_response
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -48,30 +44,6 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def watch_disconnect(
-    receive: Receive,
-    flights: Iterable[Flight],
-    on_idle: Callable[[], Awaitable[None]] | None = None,
-    interval: float = math.inf,
-) -> None:
-    """Cancel ``flights`` when the client goes away; call ``on_idle`` every quiet ``interval``.
-
-    Runs beside the work. One task does both jobs because a task per request is the main
-    cost of the hot path; hypercorn's ``receive`` is a memory channel, so timing it out is
-    safe.
-    """
-    while True:
-        with trio.move_on_after(interval):
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                for flight in flights:
-                    flight.cancel(CLIENT_DISCONNECTED)
-                return
-            continue
-        if on_idle is not None:
-            await on_idle()
 
 
 async def reject(

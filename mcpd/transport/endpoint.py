@@ -8,7 +8,6 @@ away and cancels exactly the requests of its POST.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -45,11 +44,14 @@ from mcpd.runtime.calls import Call
 from mcpd.runtime.dispatch import SERVER_INFO, Dispatcher
 from mcpd.runtime.flights import (
     CLIENT_CANCELLED,
+    CLIENT_DISCONNECTED,
     SESSION_DELETED,
     SHUTDOWN,
     Done,
     Flight,
     FlightTracker,
+    Owner,
+    StatelessRequests,
     fly,
 )
 from mcpd.runtime.sessions import Session, SessionManager
@@ -60,14 +62,14 @@ from mcpd.transport.asgi_io import (
     header_map,
     read_body,
     reject,
-    watch_disconnect,
 )
 from mcpd.transport.exchange import JSON_HEADERS, Exchange, Send, send_response
 from mcpd.transport.streams import serve_get_stream
 
 log = structlog.get_logger("mcpd.http")
 
-Runner = Callable[[Call], Awaitable[Done[dict[str, Any]] | None]]
+# How long a cancelled request may take to end its HTTP response cleanly.
+CLEAN_END_GRACE = 5.0
 _ALLOW = [(b"allow", b"GET, POST, DELETE")]
 
 
@@ -79,11 +81,13 @@ class Endpoint:
         settings: ServerSettings,
         dispatcher: Dispatcher,
         sessions: SessionManager,
+        stateless: StatelessRequests,
         tracker: FlightTracker,
     ) -> None:
         self._settings = settings
         self._dispatcher = dispatcher
         self._sessions = sessions
+        self._stateless = stateless
         self._tracker = tracker
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,7 +146,7 @@ class Endpoint:
         call = Call(
             message, meta.protocol_version, Era.MODERN, Flight(message.id), exchange, meta=meta
         )
-        await self._serve([call], exchange, receive, self._run_here)
+        await self._serve([call], exchange, receive, self._stateless)
 
     def _check_modern(self, request: Request, headers: dict[str, str]) -> RequestMeta:
         header_version = headers.get(hdr.PROTOCOL_VERSION)
@@ -153,11 +157,6 @@ class Endpoint:
         if not self._dispatcher.supports(Era.MODERN, request.method):
             raise MethodNotFound(f"method {request.method!r} is not supported")
         return meta
-
-    async def _run_here(self, call: Call) -> Done[dict[str, Any]] | None:
-        done: Done[dict[str, Any]] = Done()
-        await fly(call.flight, partial(self._dispatcher.handle, call), done)
-        return done.outcome
 
     # -- legacy POST ------------------------------------------------------------------------
 
@@ -191,10 +190,7 @@ class Endpoint:
             Call(r, session.version, Era.LEGACY, Flight(r.id), exchange, session=session)
             for r in requests
         ]
-        await self._serve(calls, exchange, receive, partial(self._run_in_session, session))
-
-    async def _run_in_session(self, session: Session, call: Call) -> Done[dict[str, Any]] | None:
-        return await session.run_request(call.flight, partial(self._dispatcher.handle, call))
+        await self._serve(calls, exchange, receive, session)
 
     async def _initialize(self, request: Request, send: Send) -> None:
         try:
@@ -236,38 +232,52 @@ class Endpoint:
     # -- serving ------------------------------------------------------------------------------
 
     async def _serve(
-        self, calls: list[Call], exchange: Exchange, receive: Receive, runner: Runner
+        self, calls: list[Call], exchange: Exchange, receive: Receive, owner: Owner
     ) -> None:
-        """Run the POST's requests beside a disconnect watcher and answer each of them."""
-        flights = [call.flight for call in calls]
-        for flight in flights:
-            self._tracker.add(flight)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(
-                    watch_disconnect, receive, flights, exchange.tick, self._settings.sse_keepalive
-                )
-                if len(calls) == 1:
-                    await self._answer(calls[0], exchange, runner)
-                else:
-                    async with trio.open_nursery() as batch:
-                        for call in calls:
-                            batch.start_soon(self._answer, call, exchange, runner)
-                nursery.cancel_scope.cancel(reason="request answered")
-        finally:
-            for flight in flights:
-                self._tracker.discard(flight)
+        """Start the POST's requests in their owner's nursery; watch the client meanwhile.
 
-    async def _answer(self, call: Call, exchange: Exchange, runner: Runner) -> None:
-        request = call.request
-        structlog.contextvars.bind_contextvars(request_id=request.id, method=request.method)
-        if call.session is not None:
-            structlog.contextvars.bind_contextvars(session=call.session.log_id)
+        Each request's task answers for itself through the exchange. This task only watches
+        for the client going away (cancelling exactly these requests) and sends keep-alives,
+        until the last request is answered. No nursery or extra task per request is needed,
+        which matters: task spawns dominate the cost of a fast call.
+        """
+        waiter = _Waiter(len(calls))
+
+        async def answer(call: Call) -> None:
+            try:
+                await self._answer(call, exchange)
+            finally:
+                self._tracker.discard(call.flight)
+                waiter.answered()
+
+        for call in calls:
+            self._tracker.add(call.flight)
+            try:
+                owner.start(call.flight, partial(answer, call))
+            except McpError as exc:  # refused before it ran, e.g. a duplicate request id
+                self._tracker.discard(call.flight)
+                waiter.answered()
+                await exchange.respond(error_message(call.request.id, exc))
         try:
-            done = await runner(call)
-        except McpError as exc:  # refused before it ran (e.g. duplicate id)
-            done = Done(error=exc)
-        if done is None:
+            await waiter.watch(
+                receive, [call.flight for call in calls], exchange, self._settings.sse_keepalive
+            )
+        finally:
+            if waiter.remaining:  # this handler itself was cancelled: nobody is left to answer
+                for call in calls:
+                    call.flight.cancel("the HTTP request was cancelled")
+
+    async def _answer(self, call: Call, exchange: Exchange) -> None:
+        request = call.request
+        if call.session is None:
+            structlog.contextvars.bind_contextvars(request_id=request.id, method=request.method)
+        else:
+            structlog.contextvars.bind_contextvars(
+                request_id=request.id, method=request.method, session=call.session.log_id
+            )
+        done: Done[dict[str, Any]] = Done()
+        await fly(call.flight, partial(self._dispatcher.handle, call), done)
+        if done.outcome is None:
             await self._cancelled(call, exchange)
         elif done.error is not None:
             await exchange.respond(error_message(request.id, _as_protocol_error(done.error)))
@@ -277,12 +287,16 @@ class Endpoint:
 
     async def _cancelled(self, call: Call, exchange: Exchange) -> None:
         log.info("request.cancelled", reason=call.flight.reason)
-        if call.flight.reason == SHUTDOWN:
-            # A terminal error event so the client learns why its request ended.
-            error = ServerUnavailable("the daemon shut down before the request completed")
-            await exchange.respond(error_message(call.request.id, error))
-        else:
-            await exchange.skip()
+        # The session that owns this task may be ending right now (DELETE, expiry): finish
+        # the HTTP response anyway, briefly shielded, so the client sees a clean end.
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + CLEAN_END_GRACE
+            if call.flight.reason == SHUTDOWN:
+                # A terminal error event so the client learns why its request ended.
+                error = ServerUnavailable("the daemon shut down before the request completed")
+                await exchange.respond(error_message(call.request.id, error))
+            else:
+                await exchange.skip()
 
     def _shape(self, call: Call, result: dict[str, Any]) -> dict[str, Any]:
         if call.era is Era.MODERN:
@@ -308,6 +322,42 @@ class Endpoint:
         version = headers.get(hdr.PROTOCOL_VERSION)
         if hdr.SESSION_ID not in headers and version is not None and version not in LEGACY_VERSIONS:
             raise MethodNotAllowed(f"{method} is not part of protocol {version}; POST only")
+
+
+class _Waiter:
+    """The HTTP handler's side of a POST: wait for the answers, watching the client meanwhile.
+
+    One cancel scope per wait serves as both the keep-alive timer (its deadline) and the
+    wake-up when the last answer is written (the answering task cancels it).
+    """
+
+    __slots__ = ("_scope", "remaining")
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining = remaining
+        self._scope: trio.CancelScope | None = None
+
+    def answered(self) -> None:
+        self.remaining -= 1
+        if not self.remaining and self._scope is not None:
+            self._scope.cancel(reason="answered")
+
+    async def watch(
+        self, receive: Receive, flights: list[Flight], exchange: Exchange, interval: float
+    ) -> None:
+        client_gone = False
+        while self.remaining:
+            with trio.move_on_after(interval) as self._scope:
+                if client_gone:
+                    await trio.sleep_forever()
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    client_gone = True
+                    for flight in flights:
+                        flight.cancel(CLIENT_DISCONNECTED)
+                continue
+            if self.remaining and not client_gone:
+                await exchange.tick()
 
 
 def _as_protocol_error(error: Exception) -> McpError:

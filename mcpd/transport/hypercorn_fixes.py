@@ -1,4 +1,5 @@
-"""Fixes for three defects of hypercorn 0.18.0's trio worker, and the app-side half of one.
+"""Fixes for three defects of hypercorn 0.18.0's trio worker (and the app-side half of one),
+plus one speed fix of its keep-alive timer.
 
 This module owns every place where mcpd reaches into hypercorn's internals. `apply` replaces
 ``hypercorn.trio.tcp_server.TCPServer.protocol_send`` (the one coroutine through which a
@@ -56,6 +57,7 @@ from typing import Any, Final
 
 import trio
 from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.trio import tcp_server
 from hypercorn.trio.tcp_server import TCPServer
 
 PINNED_VERSION: Final = "0.18.0"
@@ -97,6 +99,41 @@ def apply(*, write_timeout: float) -> None:
     # Replacing the method on the class is the patch itself, which mypy rejects by design.
     patched = _protocol_send_with_timeout(write_timeout)
     TCPServer.protocol_send = patched  # type: ignore[method-assign, assignment]
+    tcp_server.TrioSingleTask = _SingleTask  # type: ignore[attr-defined, assignment, unused-ignore]
+
+
+class _SingleTask:
+    """hypercorn's ``TrioSingleTask`` (the keep-alive idle timer) without its per-request cost.
+
+    Upstream restarts the timer on every busy/idle switch under a ``trio.Lock`` and with
+    ``nursery.start()``: two scheduler round trips and a start handshake per request, for a
+    task that only sleeps. Neither method here awaits anything, so each runs atomically and
+    needs no lock; the cancel scope is made before the task starts, so a ``stop`` that comes
+    first still cancels it.
+    """
+
+    __slots__ = ("_scope",)
+
+    def __init__(self) -> None:
+        self._scope: trio.CancelScope | None = None
+
+    async def restart(self, task_group: Any, action: Callable[[], Awaitable[None]]) -> None:
+        self._cancel()
+        self._scope = scope = trio.CancelScope()
+        task_group._nursery.start_soon(_run_scoped, scope, action)
+
+    async def stop(self) -> None:
+        self._cancel()
+
+    def _cancel(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+            self._scope = None
+
+
+async def _run_scoped(scope: trio.CancelScope, action: Callable[[], Awaitable[None]]) -> None:
+    with scope:
+        await action()
 
 
 # A socket buffer absorbs this much at once, so sending it shielded cannot stall.
@@ -140,6 +177,11 @@ def _protocol_send_with_timeout(write_timeout: float) -> _ProtocolSend:
 
     async def protocol_send(self: TCPServer, event: Event) -> None:
         if isinstance(event, RawData):
+            if not event.data:
+                # h11 ends every Content-Length response with an empty write; skipping it
+                # saves a lock and a shielded send per request. A closed stream is still
+                # noticed: by the reader, and by the next real write.
+                return
             async with self.send_lock:
                 if not await _write(self.stream, event.data, write_timeout):
                     await self.protocol.handle(Closed())
@@ -158,9 +200,7 @@ def _protocol_send_with_timeout(write_timeout: float) -> _ProtocolSend:
 async def _write(stream: trio.abc.Stream, data: bytes, write_timeout: float) -> bool:
     """Write ``data`` under a shield; False if the connection is gone (and is now closed)."""
     view = memoryview(data)
-    # One pass even for b"": hypercorn sends empty RawData, and send_all(b"") still reports
-    # a closed stream, as it did upstream.
-    for start in range(0, max(len(view), 1), _WRITE_SLICE):
+    for start in range(0, len(view), _WRITE_SLICE):
         try:
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + write_timeout

@@ -1,8 +1,10 @@
 """The baseline: a bare ASGI app on hypercorn-trio answering every request with a fixed
 JSON-RPC result, i.e. the stack with no MCP work at all. Usage: bare_app.py PORT [--unpatched]
 
-By default hypercorn carries the same 0.18.0 fixes mcpd applies: unpatched, it raises
-BusyResourceError when it closes a busy connection after keep_alive_max_requests (1000)."""
+With --unpatched it is stock hypercorn-trio, the baseline the targets are set against (note:
+stock 0.18.0 logs BusyResourceError when it recycles a busy connection after
+keep_alive_max_requests, 1000; the load generator reconnects). Without it, hypercorn carries
+the same patches mcpd applies (mcpd/transport/hypercorn_fixes.py), as a reference."""
 
 from __future__ import annotations
 

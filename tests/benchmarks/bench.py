@@ -177,10 +177,8 @@ def throughput(
     each row is the round with the median rate.
     """
     server, port = start_mcpd(site, markers, work)
-    bare_port = free_port()
-    bare = Server(
-        [sys.executable, str(HERE / "bare_app.py"), str(bare_port)], dict(os.environ), "Running on"
-    )
+    bare, bare_port = start_bare("--unpatched")
+    patched, patched_port = start_bare()
     try:
         with httpx.Client(timeout=30) as http:
             session = legacy_session(http, f"http://127.0.0.1:{port}/mcp")
@@ -200,18 +198,25 @@ def throughput(
                 for name, target, target_port in (
                     ("mcpd", server, port),
                     ("bare", bare, bare_port),
+                    ("bare with mcpd's hypercorn patches", patched, patched_port),
                 ):
                     row = measure(target, target_port, make(), connections, seconds)
                     samples.setdefault(f"{name} {era}", []).append(row)
     finally:
-        server.stop()
-        bare.stop()
+        for process in (server, bare, patched):
+            process.stop()
     figures = {key: _median_row(rows) for key, rows in samples.items()}
     for era in requests:
         figures[f"mcpd {era}"]["vs_bare"] = round(
             figures[f"mcpd {era}"]["requests_per_s"] / figures[f"bare {era}"]["requests_per_s"], 2
         )
     return figures
+
+
+def start_bare(*flags: str) -> tuple[Server, int]:
+    port = free_port()
+    argv = [sys.executable, str(HERE / "bare_app.py"), str(port), *flags]
+    return Server(argv, dict(os.environ), "Running on"), port
 
 
 def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
