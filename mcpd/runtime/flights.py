@@ -51,17 +51,22 @@ class Owner(Protocol):
     def start(self, flight: Flight, work: Callable[[], Awaitable[None]]) -> None: ...
 
 
-class StatelessRequests:
-    """The owner of modern (sessionless) requests' tasks: one nursery for the daemon."""
+class NurseryHost:
+    """A long-lived nursery, run by the daemon, that other tasks are started into."""
 
     def __init__(self) -> None:
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; tasks started into this host live in its nursery."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
+
+
+class StatelessRequests(NurseryHost):
+    """The owner of modern (sessionless) requests' tasks: one nursery for the daemon."""
 
     def start(self, flight: Flight, work: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:

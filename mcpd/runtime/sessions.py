@@ -18,7 +18,7 @@ from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFo
 from mcpd.protocol.handshake import Event, Handshake, InitializeParams, Phase
 from mcpd.protocol.jsonrpc import RequestId
 from mcpd.protocol.meta import check_log_level
-from mcpd.runtime.flights import SESSION_EXPIRED, Flight
+from mcpd.runtime.flights import SESSION_EXPIRED, Flight, NurseryHost
 
 log = structlog.get_logger("mcpd.sessions")
 
@@ -166,21 +166,14 @@ class Session:
         return {"id": self.id, "version": self.version, "in_flight": len(self.flights)}
 
 
-class SessionManager:
+class SessionManager(NurseryHost):
     """Owns every legacy session's task; looks sessions up by id."""
 
     def __init__(self, *, idle_timeout: float, max_sessions: int) -> None:
+        super().__init__()
         self._sessions: dict[str, Session] = {}
         self._idle_timeout = idle_timeout
         self._max = max_sessions
-        self._nursery: trio.Nursery | None = None
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run until cancelled; session tasks live in this nursery."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
 
     async def create(self, init: InitializeParams) -> Session:
         if self._nursery is None:

@@ -152,7 +152,9 @@ def test_serves_tcp_and_unix_socket_binds(tmp_path: Path, plugin_site: Path, mar
         assert daemon.stop() == 0
 
 
-def test_idle_keepalive_connection_is_closed_by_the_server(tmp_path: Path, plugin_site: Path, markers: Path) -> None:
+def test_idle_keepalive_connection_is_closed_by_the_server(
+    tmp_path: Path, plugin_site: Path, markers: Path
+) -> None:
     """An idle keep-alive connection is closed at the keep-alive timeout.
 
     This is the behaviour hypercorn defect B breaks for apps that cancel themselves on
@@ -166,7 +168,8 @@ def test_idle_keepalive_connection_is_closed_by_the_server(tmp_path: Path, plugi
         body = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
         request = (
             b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
         )
         with socket.create_connection((host, int(port)), timeout=30) as sock:
             sock.sendall(request)
@@ -185,7 +188,9 @@ def test_logs_hold_no_session_ids_or_arguments(daemon: Daemon, http: httpx.Clien
     client = Legacy(http, daemon.url).initialize()
     secret = f"secret-{uuid.uuid4().hex}"
     assert client.call("echo", {"text": secret})["content"][0]["text"] == secret
-    call = daemon.wait_for("tool.call", lambda e: e.get("tool") == "echo" and e.get("session") == client.session_id[:8])
+    call = daemon.wait_for(
+        "tool.call", lambda e: e.get("tool") == "echo" and e.get("session") == client.session_id[:8]
+    )
     assert call["outcome"] == "ok"
     text = "".join(daemon.raw)
     assert client.session_id not in text

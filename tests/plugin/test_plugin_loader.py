@@ -14,6 +14,7 @@ from mcpd.plugin.testing import call_tool
 
 FIXTURE_TOOLS = {
     "echo",
+    "echo_sync",
     "add",
     "slow",
     "blocking",

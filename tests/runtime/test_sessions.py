@@ -6,7 +6,8 @@ through another fixture is not used for the test's run.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 import trio
@@ -14,13 +15,38 @@ import trio.testing
 
 from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFound
 from mcpd.protocol.handshake import parse_initialize
-from mcpd.runtime.flights import SESSION_DELETED, SESSION_EXPIRED, SHUTDOWN, Flight, FlightTracker
-from mcpd.runtime.sessions import SessionManager
+from mcpd.runtime.flights import (
+    SESSION_DELETED,
+    SESSION_EXPIRED,
+    SHUTDOWN,
+    Done,
+    Flight,
+    FlightTracker,
+    fly,
+)
+from mcpd.runtime.sessions import Session, SessionManager
 
+T = TypeVar("T")
 IDLE = 60.0
 INIT = parse_initialize(
     {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t"}}
 )
+
+
+async def run(session: Session, flight: Flight, work: Callable[[], Awaitable[T]]) -> Done[T] | None:
+    """Start work in the session as the endpoint does, and wait for its outcome."""
+    done: Done[T] = Done()
+    finished = trio.Event()
+
+    async def task() -> None:
+        try:
+            await fly(flight, work, done)
+        finally:
+            finished.set()
+
+    session.start(flight, task)
+    await finished.wait()
+    return done.outcome
 
 
 @pytest.fixture
@@ -55,7 +81,7 @@ async def test_busy_session_does_not_expire(
         await trio.sleep(IDLE * 3)
         return "done"
 
-    done = await session.run_request(Flight(1), work)
+    done = await run(session, Flight(1), work)
     assert done is not None
     assert done.value == "done"
     assert manager.get(session.id) is session
@@ -84,7 +110,7 @@ async def test_close_cancels_work_with_reason_and_runs_finally(
         results: list[object] = []
 
         async def call() -> None:
-            results.append(await session.run_request(flight, work))
+            results.append(await run(session, flight, work))
 
         nursery.start_soon(call)
         await trio.sleep(1)
@@ -109,7 +135,7 @@ async def test_cancel_by_id_only_hits_that_request(
         return seconds
 
     async def call(request_id: str, seconds: float) -> None:
-        done = await session.run_request(Flight(request_id), lambda: work(seconds))
+        done = await run(session, Flight(request_id), lambda: work(seconds))
         outcomes[request_id] = None if done is None else done.value
 
     async with trio.open_nursery() as nursery:
@@ -129,15 +155,15 @@ async def test_errors_are_handed_back_and_duplicates_refused(
     async def boom() -> None:
         raise ValueError("bad")
 
-    done = await session.run_request(Flight(1), boom)
+    done = await run(session, Flight(1), boom)
     assert done is not None
     assert isinstance(done.error, ValueError)
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(session.run_request, Flight(7), trio.sleep_forever)
+        nursery.start_soon(run, session, Flight(7), trio.sleep_forever)
         await trio.sleep(1)
         with pytest.raises(InvalidRequest):
-            await session.run_request(Flight(7), boom)
+            await run(session, Flight(7), boom)
         session.close(SESSION_DELETED)
 
 

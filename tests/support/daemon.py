@@ -102,7 +102,6 @@ class Daemon:
     def signal(self, signum: int = SIGTERM) -> None:
         self.process.send_signal(signum)
 
-    # Inside the class body ``signal`` is the method above, not the module.
     def wait(self) -> int:
         """Wait (bounded) for the process to exit by itself."""
         try:
@@ -113,14 +112,10 @@ class Daemon:
             raise AssertionError("daemon did not exit within the bound") from None
 
     def stop(self, signum: int = SIGTERM) -> int:
+        """Signal the daemon (if still running) and wait for its exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signum)
-        try:
-            return self.process.wait(timeout=WAIT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError("daemon did not stop within the bound") from None
+        return self.wait()
 
 
 def write_config(path: Path, text: str) -> Path:
