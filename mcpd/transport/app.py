@@ -31,14 +31,17 @@ class McpApp:
             else:
                 await reject(send, NotFound(f"no MCP endpoint at {scope['path']}"))
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1003})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    # hypercorn.trio.serve crashes if the app returns from the lifespan scope without
-    # completing the protocol; the daemon owns start-up and shutdown itself.
+async def serve_lifespan(receive: Receive, send: Send) -> None:
+    """Complete ASGI's lifespan protocol and nothing else.
+
+    hypercorn.trio.serve crashes if an app returns from the lifespan scope without completing
+    the protocol; the daemon owns start-up and shutdown itself.
+    """
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -28,6 +28,7 @@ from hypercorn.trio import serve
 from hypercorn.trio.tcp_server import TCPServer
 
 from mcpd.transport import hypercorn_fixes
+from mcpd.transport.app import serve_lifespan
 from mcpd.transport.hypercorn_fixes import send_final_body
 
 BOUND = 10.0
@@ -63,7 +64,7 @@ class DisconnectAwareApp:
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
@@ -91,16 +92,6 @@ class DisconnectAwareApp:
                 await trio.lowlevel.checkpoint()
         finally:
             self.stream_ended.set()
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def _cancel_on_disconnect(receive: Receive, work: trio.CancelScope) -> None:
