@@ -1,5 +1,7 @@
-"""Fixes for three defects of hypercorn 0.18.0's trio worker (and the app-side half of one),
-plus one speed fix of its keep-alive timer.
+"""Fixes for three defects of hypercorn 0.18.0's trio worker (and the app-side half of one).
+
+``apply`` also installs ``mcpd.transport.hypercorn_idle`` (the keep-alive timer, made cheap)
+and skips the empty write that ends every Content-Length response.
 
 This module owns every place where mcpd reaches into hypercorn's internals. `apply` replaces
 ``hypercorn.trio.tcp_server.TCPServer.protocol_send`` (the one coroutine through which a
@@ -34,6 +36,9 @@ B. The keep-alive idle timer never starts for apps that cancel themselves on
    Fix (app side, `send_final_body`): shield the final send so that hypercorn's bookkeeping
    inside it runs to completion. The shield has a deadline because on h2 the final send waits
    for the stream's buffer to drain, which never happens once the connection is lost.
+   (With ``hypercorn_idle`` installed, the idle switch is a deadline move that nothing can
+   cancel, so B cannot occur there; the shield still covers configurations with a
+   ``read_timeout``, which keep upstream's timer task.)
 
 C. A client that stops reading blocks its connection, and graceful shutdown, forever.
    Symptom: ``serve()`` never returns after the shutdown trigger while such a client is
@@ -57,8 +62,9 @@ from typing import Any, Final
 
 import trio
 from hypercorn.events import Closed, Event, RawData, Updated
-from hypercorn.trio import tcp_server
 from hypercorn.trio.tcp_server import TCPServer
+
+from mcpd.transport import hypercorn_idle
 
 PINNED_VERSION: Final = "0.18.0"
 
@@ -99,41 +105,7 @@ def apply(*, write_timeout: float) -> None:
     # Replacing the method on the class is the patch itself, which mypy rejects by design.
     patched = _protocol_send_with_timeout(write_timeout)
     TCPServer.protocol_send = patched  # type: ignore[method-assign, assignment]
-    tcp_server.TrioSingleTask = _SingleTask  # type: ignore[attr-defined, assignment, unused-ignore]
-
-
-class _SingleTask:
-    """hypercorn's ``TrioSingleTask`` (the keep-alive idle timer) without its per-request cost.
-
-    Upstream restarts the timer on every busy/idle switch under a ``trio.Lock`` and with
-    ``nursery.start()``: two scheduler round trips and a start handshake per request, for a
-    task that only sleeps. Neither method here awaits anything, so each runs atomically and
-    needs no lock; the cancel scope is made before the task starts, so a ``stop`` that comes
-    first still cancels it.
-    """
-
-    __slots__ = ("_scope",)
-
-    def __init__(self) -> None:
-        self._scope: trio.CancelScope | None = None
-
-    async def restart(self, task_group: Any, action: Callable[[], Awaitable[None]]) -> None:
-        self._cancel()
-        self._scope = scope = trio.CancelScope()
-        task_group._nursery.start_soon(_run_scoped, scope, action)
-
-    async def stop(self) -> None:
-        self._cancel()
-
-    def _cancel(self) -> None:
-        if self._scope is not None:
-            self._scope.cancel()
-            self._scope = None
-
-
-async def _run_scoped(scope: trio.CancelScope, action: Callable[[], Awaitable[None]]) -> None:
-    with scope:
-        await action()
+    hypercorn_idle.install()
 
 
 # A socket buffer absorbs this much at once, so sending it shielded cannot stall.
@@ -189,6 +161,8 @@ def _protocol_send_with_timeout(write_timeout: float) -> _ProtocolSend:
             await self._close()
             await self.protocol.handle(Closed())
         elif isinstance(event, Updated):
+            if hypercorn_idle.on_updated(self, event.idle):
+                return
             if event.idle:
                 await self.idle_task.restart(self._task_group, self._idle_timeout)
             else:

@@ -180,6 +180,13 @@ def test_idle_keepalive_connection_is_closed_by_the_server(
                     break
                 received += chunk
         assert received.startswith(b"HTTP/1.1 400")
+        # A busy connection is never closed by the idle timer: a call outlasting the
+        # keep-alive timeout completes, and the same connection serves the next request.
+        with httpx.Client(timeout=30) as http:
+            client = Legacy(http, daemon.url).initialize()
+            result = client.call("slow", {"seconds": 1.5, "tag": f"busy-{uuid.uuid4().hex[:8]}"})
+            assert result.get("isError", False) is False
+            assert client.rpc("ping")["result"] == {}
     finally:
         assert daemon.stop() == 0
 
