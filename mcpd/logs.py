@@ -102,7 +102,7 @@ def configure_logging(settings: LoggingSettings, *, stream: TextIO | None = None
     renderer = _renderer(settings, out)
     _route_stdlib(settings, out, shared, renderer)
     structlog.configure(
-        processors=[*shared, structlog.processors.StackInfoRenderer(), *renderer],
+        processors=[*shared, *renderer],
         logger_factory=lambda name="mcpd", *_: _NamedLogger(out, name),
         wrapper_class=structlog.make_filtering_bound_logger(_level(settings)),
         cache_logger_on_first_use=True,

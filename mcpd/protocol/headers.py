@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Collection, Mapping
 from typing import Any, Final
@@ -120,7 +121,9 @@ def check_content_type(content_type: str | None) -> None:
         raise UnsupportedMediaType("Content-Type must be application/json")
 
 
-def _media_types(accept: str | None) -> set[str]:
+@functools.lru_cache(maxsize=256)
+def _media_types(accept: str | None) -> frozenset[str]:
+    # A client sends the same Accept header on every request: parse each distinct one once.
     if not accept:
-        return set()
-    return {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+        return frozenset()
+    return frozenset(part.split(";", 1)[0].strip().lower() for part in accept.split(","))
