@@ -49,6 +49,10 @@ class Dispatcher:
             Era.MODERN: {**common, "server/discover": self._discover},
         }
 
+    def swap_registry(self, registry: Registry) -> None:
+        """Serve ``registry`` from now on; calls already running keep what they looked up."""
+        self.registry = registry
+
     def supports(self, era: Era, method: str) -> bool:
         return method in self._handlers[era]
 
