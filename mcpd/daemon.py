@@ -3,14 +3,21 @@
 Shutdown drains in order: refuse new requests, give in-flight calls up to the grace period,
 cancel what is left with a terminal error event, end the sessions, and only then let
 hypercorn stop, so that nothing of ours is cut mid-stream by hypercorn's own deadline.
+
+A reload (SIGHUP) re-reads the config and swaps in a freshly loaded plugin registry; calls in
+flight finish on the registry they started with. Under systemd the daemon serves the sockets
+it was handed, reports READY/RELOADING/STOPPING, and feeds the watchdog (``mcpd.systemd``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import hypercorn.trio
@@ -18,11 +25,12 @@ import structlog
 import trio
 from hypercorn.config import Config
 
-from mcpd.config import Settings
+from mcpd.config import EMBEDDED, ConfigError, Settings, load_settings
 from mcpd.plugin.registry import Registry, load_registry
 from mcpd.runtime.dispatch import Dispatcher
 from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests
 from mcpd.runtime.sessions import SessionManager
+from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
 from mcpd.transport import hypercorn_fixes
 from mcpd.transport.app import McpApp
 from mcpd.transport.endpoint import Endpoint
@@ -39,7 +47,14 @@ HYPERCORN_GRACE = 5.0
 class Daemon:
     """Everything one running mcpd owns."""
 
-    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry | None = None,
+        *,
+        service: ServiceEnvironment | None = None,
+        reread: Callable[[], Settings] | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry if registry is not None else _load(settings)
         self.tracker = FlightTracker()
@@ -55,6 +70,11 @@ class Daemon:
         self.app = McpApp(endpoint, server.path)
         self._stop_http = trio.Event()
         self._grace = trio.CancelScope()
+        self.service = service if service is not None else ServiceEnvironment()
+        self.notifier = Notifier(self.service.notify_socket)
+        self._reread = reread if reread is not None else partial(reread_settings, settings)
+        self._reload_lock = trio.Lock()
+        self.binds: list[str] = []
 
     async def serve(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
@@ -63,6 +83,8 @@ class Daemon:
         hypercorn_fixes.apply(write_timeout=self.settings.server.write_timeout)
         config = self._hypercorn_config()
         async with trio.open_nursery() as nursery:
+            if self.service.watchdog_interval:
+                nursery.start_soon(keep_watchdog_fed, self.notifier, self.service.watchdog_interval)
             await nursery.start(self.sessions.run)
             await nursery.start(self.stateless.run)
             async with trio.open_nursery() as http:
@@ -73,19 +95,22 @@ class Daemon:
                     shutdown_trigger=self._stop_http.wait,
                 )
                 binds: list[str] = await http.start(serve)
+                self.binds = binds
                 log.info(
                     "daemon.listening",
                     binds=binds,
                     path=self.settings.server.path,
                     tools=len(self.registry.tools),
-                    plugins=sum(p.state == "loaded" for p in self.registry.plugins),
+                    plugins=_loaded_plugins(self.registry),
                 )
+                self.notifier.ready(self.status())
                 task_status.started(binds)
             nursery.cancel_scope.cancel(reason="daemon stopped")
 
     async def shutdown(self) -> None:
         """Drain, cancel, end sessions, then stop hypercorn."""
         grace = self.settings.server.shutdown_grace
+        self.notifier.stopping()
         self.tracker.accepting = False
         log.info("daemon.draining", in_flight=len(self.tracker), grace_seconds=grace)
         self._grace.deadline = trio.current_time() + grace
@@ -103,9 +128,78 @@ class Daemon:
         """End the drain's grace period now (a second SIGTERM/SIGINT)."""
         self._grace.cancel(reason="second signal")
 
+    async def reload(self) -> bool:
+        """Re-read the config and serve a freshly loaded plugin registry; False if rejected.
+
+        A config that does not load leaves the running settings and registry untouched.
+        """
+        async with self._reload_lock:
+            self.notifier.reloading()
+            log.info("daemon.reloading")
+            try:
+                # In a thread: plugin imports must not stall the loop (or its watchdog pings),
+                # and a shutdown can abandon a reload that is still importing.
+                settings, registry = await trio.to_thread.run_sync(
+                    self._load_again, abandon_on_cancel=True
+                )
+            except Exception as exc:  # a reload must never take the daemon down
+                log.error(
+                    "daemon.reload_failed",
+                    error=str(exc),
+                    exc_info=not isinstance(exc, ConfigError),
+                )
+                self.notifier.ready(
+                    f"{self.status()}; reload failed, kept the running config: {exc}"
+                )
+                return False
+            self._swap(settings, registry)
+            self.notifier.ready(self.status())
+            return True
+
+    def _load_again(self) -> tuple[Settings, Registry]:
+        settings = self._reread()
+        importlib.invalidate_caches()  # see distributions installed since the last look
+        return settings, _load(settings)
+
+    def _swap(self, settings: Settings, registry: Registry) -> None:
+        restart_needed = _restart_needed(self.settings, settings)
+        self.settings = dataclasses.replace(
+            self.settings, plugins=settings.plugins, plugin=settings.plugin, source=settings.source
+        )
+        self.registry = registry
+        self.dispatcher.swap_registry(registry)
+        log.info(
+            "daemon.reloaded",
+            source=settings.source,
+            plugins=_loaded_plugins(registry),
+            tools=len(registry.tools),
+            restart_needed=restart_needed,
+            note="plugin code changes (upgraded distributions) take effect only after a restart",
+        )
+
+    def status(self) -> str:
+        """One line for ``systemctl status``: where we listen and what we serve."""
+        how = " (socket-activated)" if self.service.sockets else ""
+        plugins = _loaded_plugins(self.registry)
+        return (
+            f"Listening on {', '.join(self.binds)}{how}; "
+            f"{plugins} plugin{'s' * (plugins != 1)}, {len(self.registry.tools)} tools"
+        )
+
+    def _binds(self) -> list[str]:
+        """The sockets systemd passed in replace the configured addresses."""
+        if not self.service.sockets:
+            return list(self.settings.server.listen)
+        log.info(
+            "daemon.socket_activated",
+            sockets=[{"fd": s.fd, "name": s.name} for s in self.service.sockets],
+            ignored_listen=list(self.settings.server.listen),
+        )
+        return [s.bind for s in self.service.sockets]
+
     def _hypercorn_config(self) -> Config:
         config = Config()
-        config.bind = list(self.settings.server.listen)
+        config.bind = self._binds()
         config.keep_alive_timeout = self.settings.server.keep_alive_timeout
         config.graceful_timeout = HYPERCORN_GRACE
         config.read_timeout = None  # it would also cut long SSE responses
@@ -113,6 +207,24 @@ class Daemon:
         config.accesslog = None
         config.errorlog = logging.getLogger("hypercorn.error")
         return config
+
+
+def _loaded_plugins(registry: Registry) -> int:
+    return sum(p.state == "loaded" for p in registry.plugins)
+
+
+def reread_settings(settings: Settings) -> Settings:
+    """Load the config again from where ``settings`` came from."""
+    return load_settings(None if settings.source == EMBEDDED else Path(settings.source))
+
+
+def _restart_needed(running: Settings, new: Settings) -> list[str]:
+    """Config tables that changed but take effect only at a restart."""
+    return [
+        table
+        for table in ("server", "tools", "logging")
+        if getattr(running, table) != getattr(new, table)
+    ]
 
 
 def _load(settings: Settings) -> Registry:
@@ -123,28 +235,44 @@ def _load(settings: Settings) -> Registry:
     )
 
 
-async def main(settings: Settings) -> int:
-    """Run the daemon until SIGTERM or SIGINT, then shut down in order."""
-    daemon = Daemon(settings)
+async def main(settings: Settings, *, reread: Callable[[], Settings] | None = None) -> int:
+    """Run the daemon until SIGTERM or SIGINT, reloading on SIGHUP, then shut down in order.
+
+    ``reread`` loads the config again for a reload (default: from ``settings.source``).
+    """
+    daemon = Daemon(settings, service=take_environment(), reread=reread)
     deadline = settings.server.shutdown_grace + HYPERCORN_GRACE + 10
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(daemon.serve)
-            await _next_signal(signals)
+            async with trio.open_nursery() as reloads:
+                await _next_signal(signals, on_reload=lambda: reloads.start_soon(daemon.reload))
+                # A reload still loading must not hold up the shutdown.
+                reloads.cancel_scope.cancel(reason="shutting down")
             # Last resort: whatever still hangs after the drain deadline is cancelled.
             nursery.cancel_scope.deadline = trio.current_time() + deadline
             async with trio.open_nursery() as impatience:
                 impatience.start_soon(_hurry_on_signal, signals, daemon)
                 await daemon.shutdown()
                 impatience.cancel_scope.cancel(reason="shutdown complete")
+    daemon.notifier.close()
     log.info("daemon.stopped")
     return 0
 
 
-async def _next_signal(signals: AsyncIterator[int]) -> None:
+def _reload_skipped() -> None:
+    log.info("daemon.reload_skipped", reason="shutting down")
+
+
+async def _next_signal(
+    signals: AsyncIterator[int], on_reload: Callable[[], None] = _reload_skipped
+) -> None:
+    """Wait for SIGTERM or SIGINT; SIGHUPs on the way call ``on_reload``."""
     async for signum in signals:
         log.info("daemon.signal", signal=signal.Signals(signum).name)
-        return
+        if signum != signal.SIGHUP:
+            return
+        on_reload()
 
 
 async def _hurry_on_signal(signals: AsyncIterator[int], daemon: Daemon) -> None:
@@ -153,6 +281,6 @@ async def _hurry_on_signal(signals: AsyncIterator[int], daemon: Daemon) -> None:
     daemon.hurry()
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, *, reread: Callable[[], Settings] | None = None) -> int:
     """Blocking entry point used by ``mcpd serve``."""
-    return trio.run(main, settings)
+    return trio.run(partial(main, settings, reread=reread))
