@@ -24,21 +24,47 @@ import typing as _typing
 from mcpd._version import __version__
 
 if _typing.TYPE_CHECKING:
+    from mcpd.plugin.completion import Completion
     from mcpd.plugin.content import Audio, EmbeddedResource, Image, ResourceLink
-    from mcpd.plugin.context import Context
+    from mcpd.plugin.context import (
+        ClientCapabilityMissing,
+        Context,
+        Elicit,
+        Elicitation,
+        InputUnavailable,
+        ListRoots,
+        Sample,
+    )
     from mcpd.plugin.errors import ToolError
     from mcpd.plugin.hookspecs import hookimpl
+    from mcpd.plugin.prompt import PromptMessage, prompt
+    from mcpd.plugin.resource import ResourceContents, ResourceNotFound, resource
     from mcpd.plugin.tool import tool
+    from mcpd.runtime.notices import list_changed, resource_updated
 
 __all__ = [
     "Audio",
+    "ClientCapabilityMissing",
+    "Completion",
     "Context",
+    "Elicit",
+    "Elicitation",
     "EmbeddedResource",
     "Image",
+    "InputUnavailable",
+    "ListRoots",
+    "PromptMessage",
+    "ResourceContents",
     "ResourceLink",
+    "ResourceNotFound",
+    "Sample",
     "ToolError",
     "__version__",
     "hookimpl",
+    "list_changed",
+    "prompt",
+    "resource",
+    "resource_updated",
     "tool",
 ]
 
@@ -50,7 +76,21 @@ _EXPORTS = {
     "EmbeddedResource": "mcpd.plugin.content",
     "Image": "mcpd.plugin.content",
     "ResourceLink": "mcpd.plugin.content",
+    "ClientCapabilityMissing": "mcpd.plugin.context",
+    "Completion": "mcpd.plugin.completion",
     "Context": "mcpd.plugin.context",
+    "Elicit": "mcpd.plugin.context",
+    "Elicitation": "mcpd.plugin.context",
+    "ListRoots": "mcpd.plugin.context",
+    "Sample": "mcpd.plugin.context",
+    "list_changed": "mcpd.runtime.notices",
+    "InputUnavailable": "mcpd.plugin.context",
+    "PromptMessage": "mcpd.plugin.prompt",
+    "ResourceContents": "mcpd.plugin.resource",
+    "ResourceNotFound": "mcpd.plugin.resource",
+    "prompt": "mcpd.plugin.prompt",
+    "resource": "mcpd.plugin.resource",
+    "resource_updated": "mcpd.runtime.notices",
     "ToolError": "mcpd.plugin.errors",
     "hookimpl": "mcpd.plugin.hookspecs",
     "tool": "mcpd.plugin.tool",

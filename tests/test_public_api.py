@@ -13,13 +13,27 @@ import mcpd._version
 
 PUBLIC = {
     "Audio",
+    "ClientCapabilityMissing",
+    "Completion",
     "Context",
+    "Elicit",
+    "Elicitation",
     "EmbeddedResource",
     "Image",
+    "InputUnavailable",
+    "ListRoots",
+    "PromptMessage",
+    "ResourceContents",
     "ResourceLink",
+    "ResourceNotFound",
+    "Sample",
     "ToolError",
     "__version__",
     "hookimpl",
+    "list_changed",
+    "prompt",
+    "resource",
+    "resource_updated",
     "tool",
 }
 

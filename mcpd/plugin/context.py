@@ -1,4 +1,5 @@
-"""What a running tool can do besides returning: report progress, log, notice cancellation.
+"""What a running tool can do besides returning: report progress, log, ask the client for
+input, notice cancellation.
 
 The runtime builds one ``Context`` per call around a ``RequestChannel``, the narrow interface
 to the request being served. Tests (and plugin authors' tests) can build a ``Context`` around
@@ -8,11 +9,15 @@ an in-memory channel instead: see ``mcpd.plugin.testing``.
 from __future__ import annotations
 
 import math
-from typing import Any, Final, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Protocol, TypeAlias, cast
 
 import trio
+from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from mcpd.plugin.errors import ToolError
 from mcpd.protocol.meta import LOG_LEVELS
 
 PROGRESS_MESSAGE_SINCE: Final = "2025-03-26"
@@ -41,6 +46,170 @@ class RequestChannel(Protocol):
     def wants_log(self, level: str) -> bool: ...
 
     async def notify(self, method: str, params: dict[str, Any]) -> None: ...
+
+    def client_supports(self, capability: str) -> bool:
+        """Whether the client declared ``capability`` ("elicitation", "sampling", "roots")."""
+        ...
+
+    async def ask(self, questions: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Send ``(key, method, params)`` requests to the client; their results, in order.
+
+        Raises ``InputUnavailable`` when the client cannot answer.
+        """
+        ...
+
+    async def close_stream(self, retry_ms: int | None) -> None: ...
+
+
+class InputUnavailable(ToolError):
+    """The client could not answer a request for input: it declared no such capability,
+    answered with an error, or did not answer in time.
+
+    It is a ``ToolError``, so a tool that does not catch it ends with an ``isError`` result
+    that says why.
+
+    Example::
+
+        try:
+            reply = await ctx.sample(question, max_tokens=300)
+        except mcpd.InputUnavailable:
+            reply = None  # carry on without the model's opinion
+    """
+
+
+class ClientCapabilityMissing(InputUnavailable):
+    """The client did not declare the capability a request for input needs.
+
+    On 2026-07-28 requests an uncaught one becomes the protocol's
+    ``MissingRequiredClientCapability`` error (-32021); check first to degrade gracefully.
+
+    Example::
+
+        if not ctx.client_supports("elicitation"):
+            raise mcpd.ToolError("this tool needs a client that supports elicitation")
+    """
+
+    def __init__(self, capability: str) -> None:
+        super().__init__(f"the client does not support {capability}")
+        self.capability = capability
+
+
+@dataclass(frozen=True, slots=True)
+class Elicit:
+    """A form-mode elicitation question for ``ctx.ask`` (see ``Context.elicit``).
+
+    Example::
+
+        (answer,) = await ctx.ask(mcpd.Elicit("Your name?", NAME_SCHEMA, key="user_name"))
+    """
+
+    message: str
+    schema: Mapping[str, Any] | type[BaseModel]
+    key: str | None = None
+    method: ClassVar[str] = "elicitation/create"
+    capability: ClassVar[str] = "elicitation"
+
+    def params(self, revision: str) -> dict[str, Any]:
+        schema = self.schema
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            requested = schema.model_json_schema()
+            requested.pop("title", None)
+        elif isinstance(schema, Mapping):
+            requested = dict(schema)
+        else:
+            raise TypeError("schema must be a JSON Schema dict or a pydantic model class")
+        return {"message": self.message, "requestedSchema": requested}
+
+    def interpret(self, result: dict[str, Any]) -> Elicitation:
+        action = result.get("action")
+        if action not in ("accept", "decline", "cancel"):
+            raise InputUnavailable(f"the client answered elicitation with action {action!r}")
+        content = result.get("content")
+        return Elicitation(action, content if isinstance(content, dict) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A sampling question for ``ctx.ask`` (see ``Context.sample``).
+
+    Example::
+
+        reply, roots = await ctx.ask(mcpd.Sample("Name a colour", max_tokens=10), mcpd.ListRoots())
+    """
+
+    messages: str | Sequence[Any]
+    max_tokens: int
+    system_prompt: str | None = None
+    temperature: float | None = None
+    model_preferences: Mapping[str, Any] | None = None
+    key: str | None = None
+    method: ClassVar[str] = "sampling/createMessage"
+    capability: ClassVar[str] = "sampling"
+
+    def params(self, revision: str) -> dict[str, Any]:
+        from mcpd.plugin.prompt import PromptMessage
+
+        items = (
+            [PromptMessage("user", self.messages)]
+            if isinstance(self.messages, str)
+            else self.messages
+        )
+        wire = [m.to_dict(revision) if isinstance(m, PromptMessage) else m for m in items]
+        params: dict[str, Any] = {"messages": wire, "maxTokens": self.max_tokens}
+        if self.system_prompt is not None:
+            params["systemPrompt"] = self.system_prompt
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        if self.model_preferences is not None:
+            params["modelPreferences"] = dict(self.model_preferences)
+        return params
+
+    def interpret(self, result: dict[str, Any]) -> dict[str, Any]:
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class ListRoots:
+    """A roots question for ``ctx.ask`` (see ``Context.list_roots``).
+
+    Example::
+
+        (roots,) = await ctx.ask(mcpd.ListRoots())
+    """
+
+    key: str | None = None
+    method: ClassVar[str] = "roots/list"
+    capability: ClassVar[str] = "roots"
+
+    def params(self, revision: str) -> dict[str, Any]:
+        return {}
+
+    def interpret(self, result: dict[str, Any]) -> list[dict[str, Any]]:
+        roots = result.get("roots")
+        return [r for r in roots if isinstance(r, dict)] if isinstance(roots, list) else []
+
+
+Question: TypeAlias = "Elicit | Sample | ListRoots"
+
+
+@dataclass(frozen=True, slots=True)
+class Elicitation:
+    """The user's answer to ``ctx.elicit``: ``action`` is "accept", "decline" or "cancel";
+    ``content`` holds the submitted values when accepted.
+
+    Example::
+
+        answer = await ctx.elicit("Proceed?", CONFIRM_SCHEMA)
+        if answer.accepted and answer.content and answer.content.get("ok"):
+            ...
+    """
+
+    action: str
+    content: dict[str, Any] | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.action == "accept"
 
 
 class Context:
@@ -129,6 +298,127 @@ class Context:
         if logger is not None:
             params["logger"] = logger
         await self._channel.notify("notifications/message", params)
+
+    def client_supports(self, capability: str) -> bool:
+        """Whether the client declared ``capability``: "elicitation", "sampling" or "roots".
+
+        Example::
+
+            if ctx.client_supports("elicitation"):
+                answer = await ctx.elicit("Overwrite the file?", CONFIRM)
+        """
+        return self._channel.client_supports(capability)
+
+    async def ask(self, *questions: Question) -> list[Any]:
+        """Ask the client several questions at once; their answers, in order.
+
+        Each question is an ``mcpd.Elicit``, ``mcpd.Sample`` or ``mcpd.ListRoots``; the
+        answers are what ``elicit``, ``sample`` and ``list_roots`` return. On 2026-07-28
+        requests all questions travel in one ``input_required`` round trip.
+
+        On stateless 2026-07-28 requests the handler is finished and run again once the
+        client has answered, so code before an ``ask`` may run more than once: keep it free
+        of side effects (see the plugin guide). On sessions (earlier revisions) the questions
+        are real requests to the client and the handler simply waits.
+
+        Example::
+
+            name, roots = await ctx.ask(
+                mcpd.Elicit("Your name?", NAME_SCHEMA, key="user_name"),
+                mcpd.ListRoots(),
+            )
+        """
+        for question in questions:
+            if not isinstance(question, Elicit | Sample | ListRoots):
+                raise TypeError(f"not a question: {question!r}")
+            if not self._channel.client_supports(question.capability):
+                raise ClientCapabilityMissing(question.capability)
+        keyed = [
+            (question.key or f"q{index}", question.method, question.params(self.revision))
+            for index, question in enumerate(questions)
+        ]
+        if len({key for key, _, _ in keyed}) != len(keyed):
+            raise ValueError("questions asked together need distinct keys")
+        results = await self._channel.ask(keyed)
+        return [
+            question.interpret(result) for question, result in zip(questions, results, strict=True)
+        ]
+
+    async def elicit(
+        self,
+        message: str,
+        schema: Mapping[str, Any] | type[BaseModel],
+        *,
+        key: str | None = None,
+    ) -> Elicitation:
+        """Ask the user for structured input through the client (form-mode elicitation).
+
+        ``schema`` is a flat JSON Schema object (string, number, integer, boolean and enum
+        properties) or a flat pydantic model class. Never ask for passwords or secrets this
+        way. ``key`` names the question in 2026 ``inputRequests`` (default ``q0``...).
+
+        Example::
+
+            answer = await ctx.elicit("Which branch?", {
+                "type": "object",
+                "properties": {"branch": {"type": "string", "default": "main"}},
+                "required": ["branch"],
+            })
+            if not answer.accepted:
+                raise mcpd.ToolError("cancelled by the user")
+            branch = answer.content["branch"]
+        """
+        (answer,) = await self.ask(Elicit(message, schema, key=key))
+        return cast(Elicitation, answer)
+
+    async def sample(
+        self,
+        messages: str | Sequence[Any],
+        *,
+        max_tokens: int,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        model_preferences: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask the client's model for a completion; the client's ``CreateMessageResult``.
+
+        ``messages`` is a string (one user message) or a list of ``mcpd.PromptMessage``.
+
+        Example::
+
+            reply = await ctx.sample("Summarise: " + text, max_tokens=200)
+            summary = reply["content"]["text"]
+        """
+        question = Sample(
+            messages,
+            max_tokens=max_tokens,
+            system_prompt=system_prompt,
+            temperature=temperature,
+            model_preferences=model_preferences,
+            key=key,
+        )
+        (answer,) = await self.ask(question)
+        return cast(dict[str, Any], answer)
+
+    async def list_roots(self, *, key: str | None = None) -> list[dict[str, Any]]:
+        """The client's roots (``[{"uri": "file:///...", "name": ...}]``).
+
+        Example::
+
+            roots = [root["uri"] for root in await ctx.list_roots()]
+        """
+        (answer,) = await self.ask(ListRoots(key=key))
+        return cast(list[dict[str, Any]], answer)
+
+    async def close_stream(self, retry_ms: int | None = None) -> None:
+        """Close the response's connection now and let the client reconnect for the rest.
+
+        For long calls behind proxies that cut idle connections: on a resumable 2025-11-25
+        session the client reconnects (after ``retry_ms``) and receives everything it missed.
+        Elsewhere this does nothing. The call itself goes on either way.
+        """
+        await self._channel.close_stream(retry_ms)
 
     def check_cancelled(self) -> None:
         """In a sync tool, raise ``trio.Cancelled`` once the call has been cancelled.

@@ -1,6 +1,7 @@
 """The hooks a plugin can implement, and the markers that tie implementations to them.
 
-A plugin is a module named by an ``mcpd`` entry point. It implements hooks by defining
+A plugin is a module named by an ``mcpd`` entry point. It implements any of the hooks below
+(``register_tools``, ``register_resources``, ``register_prompts``) by defining
 functions with the hook's name, decorated with ``@mcpd.hookimpl``, and may accept only the
 arguments it needs (pluggy passes arguments by name)::
 
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from mcpd.plugin.prompt import Prompt
+    from mcpd.plugin.resource import Resource
     from mcpd.plugin.tool import Tool
 
 PROJECT = "mcpd"
@@ -41,3 +44,16 @@ Example::
 @hookspec
 def register_tools(settings: Mapping[str, Any]) -> Iterable[Tool]:  # type: ignore[empty-body]
     """Runs once per plugin at each (re)load; returns its tools. ``settings``: its config table."""
+
+
+# -- resources and prompts ---------------------------------------------------------------------
+
+
+@hookspec
+def register_resources(settings: Mapping[str, Any]) -> Iterable[Resource]:  # type: ignore[empty-body]
+    """Runs once per plugin at each (re)load; returns its ``@mcpd.resource`` objects."""
+
+
+@hookspec
+def register_prompts(settings: Mapping[str, Any]) -> Iterable[Prompt]:  # type: ignore[empty-body]
+    """Runs once per plugin at each (re)load; returns its ``@mcpd.prompt`` objects."""

@@ -2,8 +2,8 @@
 
 pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that fails to import,
 so we walk the ``mcpd`` entry points ourselves, in name order, and isolate every step of every
-plugin: import, registration (including misspelt hook names), the ``register_tools`` call and
-the tools it returns. A plugin that fails anywhere contributes nothing, is recorded as
+plugin: import, registration (including misspelt hook names), the ``register_*`` calls and
+what they return. A plugin that fails anywhere contributes nothing, is recorded as
 ``failed`` with its distribution and the reason, and the others load as usual.
 """
 
@@ -14,17 +14,19 @@ import importlib.metadata
 import os
 import re
 import traceback
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import pluggy
 import structlog
 
 from mcpd.plugin import hookspecs
 from mcpd.plugin.errors import ToolDefinitionError
+from mcpd.plugin.prompt import Prompt
+from mcpd.plugin.resource import Resource
 from mcpd.plugin.tool import Tool, check_tool_name
 
 log = structlog.get_logger("mcpd.plugins")
@@ -51,6 +53,8 @@ class PluginRecord:
     state: PluginState
     error: str | None = None
     tools: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()  # URIs and URI templates
+    prompts: tuple[str, ...] = ()
 
 
 class _Failed(Exception):
@@ -75,12 +79,39 @@ class _Found:
         return self.entry_point.name
 
     def record(
-        self, state: PluginState, error: str | None = None, tools: tuple[str, ...] = ()
+        self,
+        state: PluginState,
+        error: str | None = None,
+        tools: tuple[str, ...] = (),
+        resources: tuple[str, ...] = (),
+        prompts: tuple[str, ...] = (),
     ) -> PluginRecord:
-        return PluginRecord(self.name, self.distribution, self.version, state, error, tools)
+        return PluginRecord(
+            self.name, self.distribution, self.version, state, error, tools, resources, prompts
+        )
 
     def log_fields(self) -> dict[str, Any]:
         return {"plugin": self.name, "distribution": self.distribution, "version": self.version}
+
+
+@dataclass(slots=True)
+class Features:
+    """Everything the loaded plugins serve."""
+
+    tools: list[Tool] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    prompts: list[Prompt] = field(default_factory=list)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(item.name for item in self.tools)
+
+
+# hook name -> (the type it must return, how one of them is identified, its kind for messages)
+_HOOKS: Final = (
+    ("register_tools", Tool, "tool"),
+    ("register_resources", Resource, "resource"),
+    ("register_prompts", Prompt, "prompt"),
+)
 
 
 def load_plugins(
@@ -89,14 +120,14 @@ def load_plugins(
     disable: Collection[str],
     plugin_settings: Mapping[str, Mapping[str, Any]],
     group: str = hookspecs.PROJECT,
-) -> tuple[list[Tool], list[PluginRecord]]:
+) -> tuple[Features, list[PluginRecord]]:
     """Load every selected plugin of ``group``; never raises because of a plugin."""
     # Newly pip-installed distributions are only visible after this.
     importlib.invalidate_caches()
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
-    owners: dict[str, str] = {}  # tool name -> plugin that serves it
-    tools: list[Tool] = []
+    owners: dict[str, str] = {}  # "kind key" -> plugin that serves it
+    features = Features()
     records: list[PluginRecord] = []
     for plugin in _discover(group):
         if not _selected(plugin, enable, disable):
@@ -105,10 +136,23 @@ def load_plugins(
             continue
         settings = MappingProxyType(dict(plugin_settings.get(plugin.name, {})))
         record, found = _load_one(manager, plugin, settings, owners)
-        owners.update((item.name, plugin.name) for item in found)
-        tools += found
+        owners.update((_key(item), plugin.name) for item in _items(found))
+        features.tools += found.tools
+        features.resources += found.resources
+        features.prompts += found.prompts
         records.append(record)
-    return tools, records
+    return features, records
+
+
+def _items(features: Features) -> list[Tool | Resource | Prompt]:
+    return [*features.tools, *features.resources, *features.prompts]
+
+
+def _key(item: Tool | Resource | Prompt) -> str:
+    if isinstance(item, Resource):
+        return f"resource {item.uri!r}"
+    kind = "tool" if isinstance(item, Tool) else "prompt"
+    return f"{kind} {item.name!r}"
 
 
 def _load_one(
@@ -116,22 +160,34 @@ def _load_one(
     plugin: _Found,
     settings: Mapping[str, Any],
     owners: Mapping[str, str],
-) -> tuple[PluginRecord, list[Tool]]:
+) -> tuple[PluginRecord, Features]:
     try:
         module = _import(plugin.entry_point)
         _register(manager, module, plugin.name)
         try:
-            tools = _collect(manager, module, settings, owners)
+            found = _collect(manager, module, settings, owners)
         except _Failed:
             manager.unregister(module)
             raise
     except _Failed as failure:
         fields = plugin.log_fields()
         log.error("plugin.load_failed", **fields, stage=failure.stage, error=failure.error)
-        return plugin.record("failed", failure.error), []
-    names = tuple(item.name for item in tools)
-    log.info("plugin.loaded", **plugin.log_fields(), tools=names)
-    return plugin.record("loaded", None, names), tools
+        return plugin.record("failed", failure.error), Features()
+    log.info(
+        "plugin.loaded",
+        **plugin.log_fields(),
+        tools=found.names(),
+        resources=len(found.resources),
+        prompts=len(found.prompts),
+    )
+    record = plugin.record(
+        "loaded",
+        None,
+        found.names(),
+        tuple(item.uri for item in found.resources),
+        tuple(item.name for item in found.prompts),
+    )
+    return record, found
 
 
 def _import(entry_point: importlib.metadata.EntryPoint) -> ModuleType:
@@ -163,40 +219,64 @@ def _collect(
     module: ModuleType,
     settings: Mapping[str, Any],
     owners: Mapping[str, str],
-) -> list[Tool]:
-    """Call this plugin's ``register_tools`` alone, so every tool is attributed to it."""
-    impls = [i for i in manager.hook.register_tools.get_hookimpls() if i.plugin is module]
-    if not impls:
-        raise _Failed("hook", "implements no mcpd hook (is register_tools marked @mcpd.hookimpl?)")
-    impl = impls[0]  # a module can define a function name only once
-    if impl.hookwrapper or impl.wrapper:
-        raise _Failed("hook", "register_tools must not be a hook wrapper")
-    arguments = {"settings": settings}
-    try:
-        result: Any = impl.function(*(arguments[name] for name in impl.argnames))
-        items = [] if result is None else list(result)
-    except Exception as exc:
-        raise _Failed("hook", f"register_tools failed: {_describe(exc)}") from None
-    return _checked_tools(items, owners)
+) -> Features:
+    """Call this plugin's hooks alone, so every feature is attributed to it."""
+    found = Features()
+    implemented = False
+    for hook_name, expected, kind in _HOOKS:
+        hook = getattr(manager.hook, hook_name)
+        impls = [i for i in hook.get_hookimpls() if i.plugin is module]
+        if not impls:
+            continue
+        implemented = True
+        impl = impls[0]  # a module can define a function name only once
+        if impl.hookwrapper or impl.wrapper:
+            raise _Failed("hook", f"{hook_name} must not be a hook wrapper")
+        arguments = {"settings": settings}
+        try:
+            result: Any = impl.function(*(arguments[name] for name in impl.argnames))
+            items = [] if result is None else list(result)
+        except Exception as exc:
+            raise _Failed("hook", f"{hook_name} failed: {_describe(exc)}") from None
+        for item in items:
+            _check_item(item, expected, hook_name=hook_name, kind=kind, owners=owners, found=found)
+            if isinstance(item, Tool):
+                found.tools.append(item)
+            elif isinstance(item, Resource):
+                found.resources.append(item)
+            elif isinstance(item, Prompt):
+                found.prompts.append(item)
+    if not implemented:
+        names = ", ".join(name for name, _, _ in _HOOKS)
+        raise _Failed("hook", f"implements no mcpd hook ({names}; marked @mcpd.hookimpl?)")
+    return found
 
 
-def _checked_tools(items: Iterable[object], owners: Mapping[str, str]) -> list[Tool]:
-    tools: list[Tool] = []
-    for item in items:
-        if not isinstance(item, Tool):
-            kind = type(item).__name__
-            raise _Failed("tools", f"register_tools returned a {kind}, not an @mcpd.tool")
+def _check_item(
+    item: object,
+    expected: type,
+    *,
+    hook_name: str,
+    kind: str,
+    owners: Mapping[str, str],
+    found: Features,
+) -> None:
+    if not isinstance(item, expected):
+        got = type(item).__name__
+        raise _Failed("tools", f"{hook_name} returned a {got}, not an @mcpd.{kind}")
+    assert isinstance(item, Tool | Resource | Prompt)
+    if isinstance(item, Tool):
         try:
             check_tool_name(item.name)
         except ToolDefinitionError as exc:
             raise _Failed("tools", str(exc)) from None
-        if item.name in owners:
-            owner = owners[item.name]
-            raise _Failed("tools", f"tool {item.name!r} is already served by plugin {owner!r}")
-        if any(known.name == item.name for known in tools):
-            raise _Failed("tools", f"register_tools returned two tools named {item.name!r}")
-        tools.append(item)
-    return tools
+    key = _key(item)
+    if key in owners:
+        raise _Failed("tools", f"{key} is already served by plugin {owners[key]!r}")
+    if any(_key(known) == key for known in _items(found)):
+        ident = item.uri if isinstance(item, Resource) else item.name
+        how = "at" if isinstance(item, Resource) else "named"
+        raise _Failed("tools", f"{hook_name} returned two {kind}s {how} {ident!r}")
 
 
 def _discover(group: str) -> list[_Found]:

@@ -1,8 +1,9 @@
-"""The immutable snapshot of served tools and plugin outcomes, with ``tools/list`` paging.
+"""The immutable snapshot of what the plugins serve, with paging for the list methods.
 
-A reload builds a new ``Registry`` and swaps it in whole; calls in flight keep the ``Tool``
-they looked up. Tools are kept sorted by name, and a cursor names the last tool of its page,
-so pages are deterministic and a cursor still means "after this name" across a reload.
+A reload builds a new ``Registry`` and swaps it in whole; requests in flight keep what they
+looked up. Each list is kept sorted by its key (tool and prompt names, resource URIs and URI
+templates), and a cursor names the last key of its page, so pages are deterministic and a
+cursor still means "after this key" across a reload.
 """
 
 from __future__ import annotations
@@ -10,21 +11,62 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from mcpd.plugin.errors import InvalidCursor
-from mcpd.plugin.loader import PluginRecord, load_plugins
-from mcpd.plugin.tool import TOOL_NAME, Tool
+from mcpd.plugin.loader import Features, PluginRecord, load_plugins
+from mcpd.plugin.prompt import Prompt
+from mcpd.plugin.resource import Resource
+from mcpd.plugin.tool import Tool
 
 __all__ = ["InvalidCursor", "PluginRecord", "Registry", "load_registry"]
 
 CURSOR_PREFIX: Final = "after:"
+T = TypeVar("T")
+
+
+class Listing(Generic[T]):
+    """Items sorted by a unique key, looked up by key and paged by opaque cursors."""
+
+    __slots__ = ("_by_key", "_keys", "_order")
+
+    def __init__(self, items: Iterable[T], key: Callable[[T], str], what: str) -> None:
+        ordered = sorted(items, key=key)
+        by_key = {key(item): item for item in ordered}
+        if len(by_key) != len(ordered):
+            raise ValueError(f"{what} in a registry must be unique")
+        self._order: tuple[T, ...] = tuple(ordered)
+        self._keys = tuple(by_key)
+        self._by_key: Mapping[str, T] = MappingProxyType(by_key)
+
+    @property
+    def by_key(self) -> Mapping[str, T]:
+        return self._by_key
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __iter__(self) -> Any:
+        return iter(self._order)
+
+    def page(self, cursor: str | None, size: int) -> tuple[Sequence[T], str | None]:
+        """Up to ``size`` items after ``cursor`` and the cursor of the next page (None: done).
+
+        Raises ``InvalidCursor`` for a cursor this class did not produce.
+        """
+        if size < 1:
+            raise ValueError("page size must be at least 1")
+        # Keys are sorted, so "after this key" still works if that item is gone since.
+        start = 0 if cursor is None else bisect.bisect_right(self._keys, _decode(cursor))
+        items = self._order[start : start + size]
+        more = start + size < len(self._order)
+        return items, (_encode(self._keys[start + size - 1]) if more else None)
 
 
 class Registry:
-    """Tools by name (sorted) and what happened to every plugin.
+    """Tools, resources, resource templates and prompts, and what happened to every plugin.
 
     Example::
 
@@ -33,22 +75,35 @@ class Registry:
         second, cursor = registry.page(cursor, 1)  # ([echo], None)
     """
 
-    __slots__ = ("_names", "_order", "_plugins", "_tools")
+    __slots__ = ("_plugins", "prompts", "resources", "templates", "tool_list")
 
-    def __init__(self, tools: Iterable[Tool] = (), plugins: Iterable[PluginRecord] = ()) -> None:
-        ordered = sorted(tools, key=lambda item: item.name)
-        by_name = {item.name: item for item in ordered}
-        if len(by_name) != len(ordered):
-            raise ValueError("tool names in a registry must be unique")
-        self._order: tuple[Tool, ...] = tuple(ordered)
-        self._names = tuple(by_name)
-        self._tools: Mapping[str, Tool] = MappingProxyType(by_name)
+    def __init__(
+        self,
+        tools: Iterable[Tool] = (),
+        plugins: Iterable[PluginRecord] = (),
+        *,
+        resources: Iterable[Resource] = (),
+        prompts: Iterable[Prompt] = (),
+    ) -> None:
+        resource_items = list(resources)
+        self.tool_list = Listing(tools, lambda item: item.name, "tool names")
+        self.resources = Listing(
+            [r for r in resource_items if not r.is_template], lambda r: r.uri, "resource URIs"
+        )
+        self.templates = Listing(
+            [r for r in resource_items if r.is_template], lambda r: r.uri, "URI templates"
+        )
+        self.prompts = Listing(prompts, lambda item: item.name, "prompt names")
         self._plugins = tuple(plugins)
+
+    @classmethod
+    def of(cls, features: Features, plugins: Iterable[PluginRecord] = ()) -> Registry:
+        return cls(features.tools, plugins, resources=features.resources, prompts=features.prompts)
 
     @property
     def tools(self) -> Mapping[str, Tool]:
         """Every served tool by name, in name order (read-only)."""
-        return self._tools
+        return self.tool_list.by_key
 
     @property
     def plugins(self) -> tuple[PluginRecord, ...]:
@@ -57,20 +112,35 @@ class Registry:
 
     def get(self, name: str) -> Tool | None:
         """The tool called ``name``, or None."""
-        return self._tools.get(name)
+        return self.tool_list.by_key.get(name)
 
     def page(self, cursor: str | None, size: int) -> tuple[Sequence[Tool], str | None]:
-        """Up to ``size`` tools after ``cursor`` and the cursor of the next page (None: done).
+        """A page of tools (see ``Listing.page``)."""
+        return self.tool_list.page(cursor, size)
 
-        Raises ``InvalidCursor`` for a cursor this class did not produce.
-        """
-        if size < 1:
-            raise ValueError("page size must be at least 1")
-        # Names are sorted, so "after this name" still works if that tool is gone since.
-        start = 0 if cursor is None else bisect.bisect_right(self._names, _decode(cursor))
-        tools = self._order[start : start + size]
-        more = start + size < len(self._order)
-        return tools, (_encode(tools[-1].name) if more else None)
+    def find_resource(self, uri: str) -> tuple[Resource, dict[str, str]] | None:
+        """The resource serving ``uri`` and its template variables: fixed URIs first, then
+        templates in URI-template order (the first match wins)."""
+        fixed = self.resources.by_key.get(uri)
+        if fixed is not None:
+            return fixed, {}
+        for template in self.templates:
+            variables = template.match(uri)
+            if variables is not None:
+                return template, variables
+        return None
+
+    def fingerprint(self) -> dict[str, tuple[Any, ...]]:
+        """What each list looks like, to tell which lists a reload changed."""
+        return {
+            "tools": tuple((t.name, repr(t.definition("2025-11-25"))) for t in self.tool_list),
+            "prompts": tuple((p.name, repr(p.definition("2025-11-25"))) for p in self.prompts),
+            "resources": tuple(
+                (r.uri, repr(r.definition("2025-11-25")))
+                for listing in (self.resources, self.templates)
+                for r in listing
+            ),
+        }
 
 
 def load_registry(
@@ -85,14 +155,14 @@ def load_registry(
     ``enable`` (None = all) and ``disable`` name entry points or distributions;
     ``plugin_settings`` maps an entry-point name to its ``[plugin.<name>]`` table.
     """
-    tools, records = load_plugins(
+    features, records = load_plugins(
         enable=enable, disable=disable, plugin_settings=plugin_settings, group=group
     )
-    return Registry(tools, records)
+    return Registry.of(features, records)
 
 
-def _encode(name: str) -> str:
-    raw = (CURSOR_PREFIX + name).encode()
+def _encode(key: str) -> str:
+    raw = (CURSOR_PREFIX + key).encode()
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
@@ -101,7 +171,7 @@ def _decode(cursor: str) -> str:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, ValueError):
         text = ""
-    name = text.removeprefix(CURSOR_PREFIX)
-    if name == text or not TOOL_NAME.fullmatch(name):
+    key = text.removeprefix(CURSOR_PREFIX)
+    if key == text or not key:
         raise InvalidCursor(f"invalid cursor {cursor!r}")
-    return name
+    return key

@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from mcpd.plugin.context import Context
+from mcpd.plugin.context import Context, InputUnavailable
 from mcpd.plugin.errors import ToolError, error_result
 from mcpd.plugin.tool import Tool
 from mcpd.protocol.meta import LOG_LEVELS
@@ -47,7 +47,12 @@ class MemoryChannel:
     progress_token: str | int | None = "progress-1"
     session_id: str | None = None
     log_level: str | None = "debug"
+    capabilities: frozenset[str] = frozenset({"elicitation", "sampling", "roots"})
+    # Answers the pretend client gives to ctx.elicit/sample/list_roots: method -> result.
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     notifications: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    asked: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    streams_closed: int = 0
     _sent: trio.Event = field(default_factory=trio.Event, repr=False, compare=False)
 
     def wants_log(self, level: str) -> bool:
@@ -61,6 +66,22 @@ class MemoryChannel:
         self.notifications.append((method, params))
         self._sent.set()
         self._sent = trio.Event()
+
+    def client_supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    async def ask(self, questions: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        await trio.lowlevel.checkpoint()
+        results = []
+        for _, method, params in questions:
+            self.asked.append((method, params))
+            if method not in self.answers:
+                raise InputUnavailable(f"the test client has no answer for {method}")
+            results.append(self.answers[method])
+        return results
+
+    async def close_stream(self, retry_ms: int | None) -> None:
+        self.streams_closed += 1
 
     async def wait_for(self, method: str, count: int = 1) -> list[dict[str, Any]]:
         """Wait until ``count`` notifications of ``method`` were sent; their params.

@@ -92,7 +92,7 @@ def test_a_cursor_survives_a_reload_that_changed_the_tools() -> None:
 
 @pytest.mark.parametrize(
     "cursor",
-    ["not-a-cursor", "", "%%%", "YWZ0ZXI6", "aGVsbG8", "YWZ0ZXI6aGFzIHNwYWNl", "\u00e9t\u00e9"],
+    ["not-a-cursor", "", "%%%", "YWZ0ZXI6", "aGVsbG8", "\u00e9t\u00e9"],
 )
 def test_bad_cursors_are_invalid(cursor: str) -> None:
     with pytest.raises(InvalidCursor):
