@@ -25,6 +25,9 @@ class ServerSettings:
     path: str = "/mcp"
     allowed_origins: tuple[str, ...] = ()  # exact origins allowed besides loopback ones
     max_body_bytes: int = 4 * 1024 * 1024
+    # Host header values accepted besides loopback names; empty and bound beyond loopback
+    # means no Host check (put the public names here to keep it).
+    allowed_hosts: tuple[str, ...] = ()
     sse_keepalive: float = 15.0  # seconds between ": keep-alive" comments on idle SSE streams
     session_idle_timeout: float = 1800.0  # legacy session expiry after no activity
     max_sessions: int = 10_000
@@ -37,6 +40,9 @@ class ServerSettings:
 class ToolsSettings:
     default_timeout: float = 300.0
     page_size: int = 100
+    # How long a call may wait for the client's answer to elicitation, sampling or roots,
+    # and how long a 2026 requestState stays valid.
+    input_timeout: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +169,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "listen": ("listen", _listen),
             "path": ("path", _path),
             "allowed_origins": ("allowed_origins", _strings),
+            "allowed_hosts": ("allowed_hosts", _strings),
             "max_body_bytes": ("max_body_bytes", _positive_int),
             "sse_keepalive_seconds": ("sse_keepalive", _positive_number),
             "session_idle_timeout_seconds": ("session_idle_timeout", _positive_number),
@@ -177,6 +184,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
         {
             "default_timeout_seconds": ("default_timeout", _positive_number),
             "page_size": ("page_size", _positive_int),
+            "input_timeout_seconds": ("input_timeout", _positive_number),
         },
     ),
     "plugins": (

@@ -29,6 +29,7 @@ from mcpd.config import EMBEDDED, ConfigError, Settings, load_settings
 from mcpd.plugin.registry import Registry, load_registry
 from mcpd.runtime.dispatch import Dispatcher
 from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests
+from mcpd.runtime.notices import Notices
 from mcpd.runtime.sessions import SessionManager
 from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
 from mcpd.transport import hypercorn_fixes
@@ -59,15 +60,23 @@ class Daemon:
         self.registry = registry if registry is not None else _load(settings)
         self.tracker = FlightTracker()
         server = settings.server
+        self.notices = Notices()
         self.sessions = SessionManager(
-            idle_timeout=server.session_idle_timeout, max_sessions=server.max_sessions
+            notices=self.notices,
+            idle_timeout=server.session_idle_timeout,
+            max_sessions=server.max_sessions,
         )
         self.dispatcher = Dispatcher(
-            self.registry, settings.tools, log_arguments=settings.logging.log_arguments
+            self.registry,
+            settings.tools,
+            log_arguments=settings.logging.log_arguments,
+            notices=self.notices,
         )
         self.stateless = StatelessRequests()
-        endpoint = Endpoint(server, self.dispatcher, self.sessions, self.stateless, self.tracker)
-        self.app = McpApp(endpoint, server.path)
+        self.endpoint = Endpoint(
+            server, self.dispatcher, self.sessions, self.stateless, self.tracker
+        )
+        self.app = McpApp(self.endpoint, server.path)
         self._stop_http = trio.Event()
         self._grace = trio.CancelScope()
         self.service = service if service is not None else ServiceEnvironment()
@@ -82,6 +91,7 @@ class Daemon:
         """Serve until ``shutdown`` has finished; reports the bound URLs once listening."""
         hypercorn_fixes.apply(write_timeout=self.settings.server.write_timeout)
         config = self._hypercorn_config()
+        self.notices.install()
         async with trio.open_nursery() as nursery:
             if self.service.watchdog_interval:
                 nursery.start_soon(keep_watchdog_fed, self.notifier, self.service.watchdog_interval)
@@ -106,12 +116,14 @@ class Daemon:
                 self.notifier.ready(self.status())
                 task_status.started(binds)
             nursery.cancel_scope.cancel(reason="daemon stopped")
+        self.notices.uninstall()
 
     async def shutdown(self) -> None:
         """Drain, cancel, end sessions, then stop hypercorn."""
         grace = self.settings.server.shutdown_grace
         self.notifier.stopping()
         self.tracker.accepting = False
+        self.endpoint.closing.set()  # listen streams end with their result
         log.info("daemon.draining", in_flight=len(self.tracker), grace_seconds=grace)
         self._grace.deadline = trio.current_time() + grace
         with self._grace:

@@ -115,6 +115,10 @@ class OriginForbidden(TransportError):
     http_status = 403
 
 
+class MisdirectedRequest(TransportError):
+    http_status = 421
+
+
 class SessionNotFound(TransportError):
     code = -32001
     http_status = 404

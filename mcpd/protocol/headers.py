@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from mcpd.protocol.errors import (
     HeaderMismatch,
+    MisdirectedRequest,
     NotAcceptable,
     OriginForbidden,
     UnsupportedMediaType,
@@ -96,6 +97,19 @@ def check_origin(origin: str | None, allowed: Collection[str]) -> None:
         host = None
     if host not in _LOOPBACK_HOSTS:
         raise OriginForbidden(f"origin {origin!r} is not allowed")
+
+
+def check_host(host: str | None, allowed: Collection[str]) -> None:
+    """421 for a Host that is neither loopback nor configured (DNS rebinding, where a
+    browser page on an attacker's name reaches a loopback-only daemon without an Origin)."""
+    if host is None or host in allowed:
+        return
+    try:
+        name = urlsplit(f"//{host}").hostname
+    except ValueError:
+        name = None
+    if name not in _LOOPBACK_HOSTS and name not in allowed:
+        raise MisdirectedRequest(f"host {host!r} is not served here")
 
 
 def check_post_accept(accept: str | None) -> None:

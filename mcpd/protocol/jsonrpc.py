@@ -111,6 +111,10 @@ def error_message(request_id: RequestId | None, error: McpError) -> JsonObject:
     return {"jsonrpc": "2.0", "id": request_id, "error": error.to_error()}
 
 
+def request_message(request_id: RequestId, method: str, params: JsonObject) -> JsonObject:
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
 def notification_message(method: str, params: JsonObject) -> JsonObject:
     return {"jsonrpc": "2.0", "method": method, "params": params}
 

@@ -18,8 +18,9 @@ CACHEABLE: Final = frozenset(
     }
 )
 # Our lists change only on reload, which subscribers hear about; a short TTL bounds staleness
-# for everyone else.
+# for everyone else. Resource contents are the plugin's to change at any moment: not cached.
 DEFAULT_TTL_MS: Final = 60_000
+TTL_MS: Final = {"resources/read": 0}
 
 
 def complete_result(
@@ -30,13 +31,17 @@ def complete_result(
     ttl_ms: int = DEFAULT_TTL_MS,
     cache_scope: Literal["public", "private"] = "public",
 ) -> dict[str, Any]:
-    """Decorate a handler's result for the modern era (a new dict; the input is unchanged)."""
+    """Decorate a handler's result for the modern era (a new dict; the input is unchanged).
+
+    An ``input_required`` result keeps its type and gets no cache fields (they belong to
+    complete results only).
+    """
     shaped = dict(result)
-    shaped["resultType"] = "complete"
+    complete = shaped.setdefault("resultType", "complete") == "complete"
     meta = dict(shaped.get("_meta") or {})
     meta[SERVER_INFO] = server_info
     shaped["_meta"] = meta
-    if method in CACHEABLE:
-        shaped["ttlMs"] = ttl_ms
+    if complete and method in CACHEABLE:
+        shaped["ttlMs"] = TTL_MS.get(method, ttl_ms)
         shaped["cacheScope"] = cache_scope
     return shaped

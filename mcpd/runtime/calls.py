@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mcpd.plugin.context import InputUnavailable
 from mcpd.protocol.jsonrpc import JsonObject, Request, RequestId, notification_message
 from mcpd.protocol.meta import RequestMeta, level_enabled, progress_token
 from mcpd.protocol.revisions import Era
 from mcpd.runtime.flights import Flight
+from mcpd.runtime.inputs import InputRound
 from mcpd.runtime.sessions import Session
 
 
@@ -29,19 +31,31 @@ class Call:
     outbound: Outbound
     session: Session | None = None
     meta: RequestMeta | None = None
+    # 2026 only: the answers this round of a multi-round-trip request can use.
+    inputs: InputRound | None = None
+
+    @property
+    def client_capabilities(self) -> dict[str, Any]:
+        if self.session is not None:
+            return self.session.capabilities
+        if self.meta is not None:
+            return self.meta.client_capabilities
+        return {}
 
 
 class CallChannel:
-    """The ``RequestChannel`` a tool's ``Context`` uses: progress and logs for one request.
+    """The ``RequestChannel`` a handler's ``Context`` uses: progress, logs and questions for
+    the client, for one request.
 
     Nothing is sent once the request has been cancelled or has finished: progress and log
     notifications exist only while their request lives.
     """
 
-    __slots__ = ("_call", "_open")
+    __slots__ = ("_call", "_input_timeout", "_open")
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, input_timeout: float) -> None:
         self._call = call
+        self._input_timeout = input_timeout
         self._open = True
 
     @property
@@ -71,6 +85,25 @@ class CallChannel:
     async def notify(self, method: str, params: dict[str, Any]) -> None:
         if self._open and not self._call.flight.cancelled:
             await self._call.outbound.notify(notification_message(method, params))
+
+    def client_supports(self, capability: str) -> bool:
+        return isinstance(self._call.client_capabilities.get(capability), dict)
+
+    async def ask(self, questions: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        call = self._call
+        if call.inputs is not None:  # 2026: answered from the retry, or InputRequired
+            return call.inputs.answer(questions)
+        if call.session is None or not self._open:
+            raise InputUnavailable("this request cannot ask the client for input")
+        return [
+            await call.session.ask(method, params, call.outbound, self._input_timeout)
+            for _, method, params in questions
+        ]
+
+    async def close_stream(self, retry_ms: int | None) -> None:
+        closer = getattr(self._call.outbound, "close_connection", None)
+        if closer is not None and self._open:
+            await closer(retry_ms)
 
     def close(self) -> None:
         self._open = False

@@ -3,6 +3,10 @@
 Handlers return the bare result object; the transport shapes it for the era (``resultType``,
 cache fields, ``serverInfo``) and frames it. Protocol failures are raised as ``McpError``;
 tool failures become ``isError`` results, never protocol errors.
+
+Handlers that run plugin code (tools, resource reads, prompts) get a ``Context``. When that
+code asks the client for input on a 2026 request, the handler ends with an
+``input_required`` result and runs again on the client's retry (``mcpd.runtime.inputs``).
 """
 
 from __future__ import annotations
@@ -16,13 +20,24 @@ import trio
 
 from mcpd._version import __version__
 from mcpd.config import ToolsSettings
-from mcpd.plugin.context import Context
-from mcpd.plugin.registry import InvalidCursor, Registry
+from mcpd.plugin.context import ClientCapabilityMissing, Context
+from mcpd.plugin.prompt import Prompt
+from mcpd.plugin.registry import InvalidCursor, Listing, Registry
+from mcpd.plugin.resource import Resource, ResourceNotFound
 from mcpd.plugin.tool import InvalidArguments, Tool, ToolError, error_result
-from mcpd.protocol.errors import InvalidParams, MethodNotFound
+from mcpd.protocol.errors import (
+    InternalError,
+    InvalidParams,
+    McpError,
+    MethodNotFound,
+    MissingClientCapability,
+)
+from mcpd.protocol.errors import ResourceNotFound as ResourceNotFoundError
 from mcpd.protocol.handshake import initialize_result
 from mcpd.protocol.revisions import MODERN_VERSIONS, Era, argument_errors_are_tool_errors
 from mcpd.runtime.calls import Call, CallChannel
+from mcpd.runtime.inputs import InputRequired, InputRound, RequestStates, input_required_result
+from mcpd.runtime.notices import LIST_KINDS, Notices
 
 log = structlog.get_logger("mcpd.calls")
 
@@ -34,24 +49,51 @@ class Dispatcher:
     """Routes a ``Call`` to its method handler against the current plugin registry."""
 
     def __init__(
-        self, registry: Registry, settings: ToolsSettings, *, log_arguments: bool = False
+        self,
+        registry: Registry,
+        settings: ToolsSettings,
+        *,
+        log_arguments: bool = False,
+        notices: Notices | None = None,
     ) -> None:
-        # Swapped whole on reload; a call keeps the Tool it looked up when it started.
+        # Swapped whole on reload; a call keeps what it looked up when it started.
         self.registry = registry
+        self.notices = notices if notices is not None else Notices()
+        self.states = RequestStates(settings.input_timeout)
         self._settings = settings
         self._log_arguments = log_arguments
         common: dict[str, Handler] = {
             "tools/list": self._tools_list,
             "tools/call": self._tools_call,
+            "resources/list": self._resources_list,
+            "resources/templates/list": self._templates_list,
+            "resources/read": self._resources_read,
+            "prompts/list": self._prompts_list,
+            "prompts/get": self._prompts_get,
+            "completion/complete": self._complete,
         }
         self._handlers: dict[Era, dict[str, Handler]] = {
-            Era.LEGACY: {**common, "ping": self._ping, "logging/setLevel": self._set_level},
+            Era.LEGACY: {
+                **common,
+                "ping": self._ping,
+                "logging/setLevel": self._set_level,
+                "resources/subscribe": self._subscribe,
+                "resources/unsubscribe": self._unsubscribe,
+            },
             Era.MODERN: {**common, "server/discover": self._discover},
         }
 
     def swap_registry(self, registry: Registry) -> None:
-        """Serve ``registry`` from now on; calls already running keep what they looked up."""
+        """Serve ``registry`` from now on; calls already running keep what they looked up.
+
+        Clients hear about every list that changed (legacy sessions on their GET stream,
+        2026 listen streams that asked for it).
+        """
+        before, after = self.registry.fingerprint(), registry.fingerprint()
         self.registry = registry
+        for kind in LIST_KINDS:
+            if before[kind] != after[kind]:
+                self.notices.list_changed(kind)
 
     def supports(self, era: Era, method: str) -> bool:
         return method in self._handlers[era]
@@ -64,14 +106,26 @@ class Dispatcher:
 
     # -- capabilities -----------------------------------------------------------------------
 
+    def capabilities(self, era: Era) -> dict[str, Any]:
+        capabilities: dict[str, Any] = {
+            "tools": {"listChanged": True},
+            "resources": {"subscribe": True, "listChanged": True},
+            "prompts": {"listChanged": True},
+            "completions": {},
+            "logging": {},
+        }
+        return capabilities
+
     def initialize_result(self, version: str) -> dict[str, Any]:
-        capabilities = {"tools": {"listChanged": False}, "logging": {}}
+        capabilities = self.capabilities(Era.LEGACY)
+        if version < "2025-03-26":
+            del capabilities["completions"]  # 2024-11-05 has the method but no capability
         return initialize_result(version, capabilities, SERVER_INFO)
 
     async def _discover(self, call: Call) -> dict[str, Any]:
         return {
             "supportedVersions": list(MODERN_VERSIONS),
-            "capabilities": {"tools": {"listChanged": False}, "logging": {}},
+            "capabilities": self.capabilities(Era.MODERN),
         }
 
     # -- small methods ----------------------------------------------------------------------
@@ -84,15 +138,41 @@ class Dispatcher:
         call.session.set_log_level(call.request.params.get("level"))
         return {}
 
+    async def _subscribe(self, call: Call) -> dict[str, Any]:
+        assert call.session is not None
+        call.session.subscriptions.add(_uri(call.request.params))
+        return {}
+
+    async def _unsubscribe(self, call: Call) -> dict[str, Any]:
+        assert call.session is not None
+        call.session.subscriptions.discard(_uri(call.request.params))
+        return {}
+
+    # -- lists ------------------------------------------------------------------------------
+
     async def _tools_list(self, call: Call) -> dict[str, Any]:
+        return self._page(call, self.registry.tool_list, "tools")
+
+    async def _resources_list(self, call: Call) -> dict[str, Any]:
+        return self._page(call, self.registry.resources, "resources")
+
+    async def _templates_list(self, call: Call) -> dict[str, Any]:
+        return self._page(call, self.registry.templates, "resourceTemplates")
+
+    async def _prompts_list(self, call: Call) -> dict[str, Any]:
+        return self._page(call, self.registry.prompts, "prompts")
+
+    def _page(
+        self, call: Call, listing: Listing[Tool] | Listing[Resource] | Listing[Prompt], key: str
+    ) -> dict[str, Any]:
         cursor = call.request.params.get("cursor")
         if cursor is not None and not isinstance(cursor, str):
             raise InvalidParams("cursor must be a string")
         try:
-            tools, next_cursor = self.registry.page(cursor, self._settings.page_size)
+            items, next_cursor = listing.page(cursor, self._settings.page_size)
         except InvalidCursor:
             raise InvalidParams("invalid cursor") from None
-        result: dict[str, Any] = {"tools": [tool.definition(call.revision) for tool in tools]}
+        result: dict[str, Any] = {key: [item.definition(call.revision) for item in items]}
         if next_cursor is not None:
             result["nextCursor"] = next_cursor
         return result
@@ -119,12 +199,17 @@ class Dispatcher:
 
     async def _invoke(self, call: Call, tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
         timeout = tool.timeout if tool.timeout is not None else self._settings.default_timeout
-        channel = CallChannel(call)
+        self._start_round(call)
+        channel = CallChannel(call, self._settings.input_timeout)
         started = time.perf_counter()
         outcome = "cancelled"
         try:
             with trio.move_on_after(timeout):
-                result = await _run_tool(tool, arguments, Context(channel), call.revision)
+                try:
+                    result = await _run_tool(tool, arguments, Context(channel), call)
+                except InputRequired as need:
+                    outcome = "input_required"
+                    return self._input_required(call, need)
                 outcome = "error" if result.get("isError") else "ok"
                 return result
             outcome = "timeout"
@@ -143,16 +228,171 @@ class Dispatcher:
             fields["arguments"] = arguments
         log.info("tool.call", **fields)
 
+    # -- resources/read, prompts/get ----------------------------------------------------------
+
+    async def _resources_read(self, call: Call) -> dict[str, Any]:
+        uri = _uri(call.request.params)
+        found = self.registry.find_resource(uri)
+        if found is None:
+            raise _not_found(call, uri)
+        resource, variables = found
+        try:
+            value = await self._run_feature(call, lambda ctx: resource.read(uri, variables, ctx))
+        except ResourceNotFound as exc:
+            raise _not_found(call, exc.uri) from None
+        if isinstance(value, dict) and value.get("resultType") == "input_required":
+            return value
+        try:
+            contents = resource.render(value, uri)
+        except (TypeError, ValueError) as exc:
+            log.error("resource.bad_output", resource=resource.name, error=str(exc))
+            raise InternalError(f"resource {resource.name} returned an unusable value") from None
+        return {"contents": contents}
+
+    async def _prompts_get(self, call: Call) -> dict[str, Any]:
+        params = call.request.params
+        name = params.get("name")
+        prompt = self.registry.prompts.by_key.get(name) if isinstance(name, str) else None
+        if prompt is None:
+            raise InvalidParams(f"unknown prompt: {name!r}")
+        try:
+            arguments = prompt.validate_arguments(params.get("arguments"))
+        except InvalidArguments as exc:
+            raise InvalidParams(f"invalid arguments for prompt {prompt.name}: {exc}") from None
+        value = await self._run_feature(call, lambda ctx: prompt.get(arguments, ctx))
+        if isinstance(value, dict) and value.get("resultType") == "input_required":
+            return value
+        try:
+            return prompt.render(value, call.revision)
+        except (TypeError, ValueError) as exc:
+            log.error("prompt.bad_output", prompt=prompt.name, error=str(exc))
+            raise InternalError(f"prompt {prompt.name} returned an unusable value") from None
+
+    async def _run_feature(self, call: Call, run: Callable[[Context], Awaitable[Any]]) -> Any:
+        """Run a resource or prompt function with a context, within the default timeout."""
+        self._start_round(call)
+        channel = CallChannel(call, self._settings.input_timeout)
+        try:
+            with trio.fail_after(self._settings.default_timeout):
+                return await run(Context(channel))
+        except InputRequired as need:
+            return self._input_required(call, need)
+        except ResourceNotFound:
+            raise
+        except ClientCapabilityMissing as exc:
+            if call.era is Era.MODERN:
+                raise _missing_capability(exc) from None
+            raise InternalError(str(exc)) from None
+        except ToolError as exc:
+            raise InternalError(exc.message) from None
+        except trio.TooSlowError:
+            raise InternalError("the handler timed out") from None
+        except McpError:
+            raise
+        except Exception:
+            log.exception("handler.crashed")
+            raise InternalError("internal error") from None
+        finally:
+            channel.close()
+
+    # -- completion ---------------------------------------------------------------------------
+
+    async def _complete(self, call: Call) -> dict[str, Any]:
+        params = call.request.params
+        ref, argument = params.get("ref"), params.get("argument")
+        if not isinstance(ref, dict) or not isinstance(argument, dict):
+            raise InvalidParams("completion/complete needs ref and argument objects")
+        name, value = argument.get("name"), argument.get("value")
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidParams("argument needs a string name and value")
+        context = params.get("context")
+        filled = context.get("arguments") if isinstance(context, dict) else None
+        others = {
+            k: v for k, v in (filled or {}).items() if isinstance(k, str) and isinstance(v, str)
+        }
+        target: Prompt | Resource | None
+        key = ref.get("name") if ref.get("type") == "ref/prompt" else ref.get("uri")
+        if not isinstance(key, str):
+            raise InvalidParams("ref needs type ref/prompt with a name or ref/resource with a uri")
+        if ref.get("type") == "ref/prompt":
+            target = self.registry.prompts.by_key.get(key)
+            if target is None:
+                raise InvalidParams(f"unknown prompt: {key!r}")
+            known = [arg.name for arg in target.arguments]
+        else:
+            target = self.registry.templates.by_key.get(key) or self.registry.resources.by_key.get(
+                key
+            )
+            if target is None:
+                raise InvalidParams(f"unknown resource or template: {key!r}")
+            known = list(target.variables)
+        if name not in known:
+            raise InvalidParams(f"{name!r} is not an argument of this reference")
+        try:
+            completion = await target.completers.complete(name, value, others)
+        except Exception:
+            log.exception("completion.crashed")
+            raise InternalError("the completion provider failed") from None
+        return {"completion": completion.to_result()}
+
+    # -- multi-round-trip input (2026) ---------------------------------------------------------
+
+    def _start_round(self, call: Call) -> None:
+        if call.era is Era.MODERN:
+            call.inputs = InputRound.start(self.states, call.request.method, call.request.params)
+
+    def _input_required(self, call: Call, need: InputRequired) -> dict[str, Any]:
+        assert call.inputs is not None
+        for request in need.requests.values():
+            capability = _CAPABILITY_OF.get(request["method"])
+            if capability is not None and not isinstance(
+                call.client_capabilities.get(capability), dict
+            ):
+                raise _missing_capability(ClientCapabilityMissing(capability))
+        params = call.request.params
+        return input_required_result(
+            self.states, call.request.method, params, need, call.inputs.answers
+        )
+
+
+_CAPABILITY_OF = {
+    "elicitation/create": "elicitation",
+    "sampling/createMessage": "sampling",
+    "roots/list": "roots",
+}
+
+
+def _missing_capability(exc: ClientCapabilityMissing) -> MissingClientCapability:
+    return MissingClientCapability(str(exc), data={"requiredCapabilities": {exc.capability: {}}})
+
+
+def _uri(params: dict[str, Any]) -> str:
+    uri = params.get("uri")
+    if not isinstance(uri, str) or not uri:
+        raise InvalidParams("uri must be a non-empty string")
+    return uri
+
+
+def _not_found(call: Call, uri: str) -> McpError:
+    message = f"resource not found: {uri}"
+    if call.era is Era.MODERN:
+        return InvalidParams(message, data={"uri": uri})
+    return ResourceNotFoundError(message, data={"uri": uri})
+
 
 async def _run_tool(
-    tool: Tool, arguments: dict[str, Any], context: Context, revision: str
+    tool: Tool, arguments: dict[str, Any], context: Context, call: Call
 ) -> dict[str, Any]:
     try:
         value = await tool.invoke(arguments, context)
+    except ClientCapabilityMissing as exc:
+        if call.era is Era.MODERN:
+            raise _missing_capability(exc) from None
+        return error_result(str(exc))
     except ToolError as exc:
         return error_result(str(exc))
     except Exception:
         # The traceback goes to our log (without frame locals); the client gets no internals.
         log.exception("tool.crashed")
         return error_result(f"tool {tool.name} failed with an internal error")
-    return tool.render(value, revision)
+    return tool.render(value, call.revision)

@@ -8,33 +8,50 @@ reason, and nothing the session started can outlive it.
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 import trio
 
+from mcpd.plugin.context import InputUnavailable
 from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFound
 from mcpd.protocol.handshake import Event, Handshake, InitializeParams, Phase
-from mcpd.protocol.jsonrpc import RequestId
+from mcpd.protocol.jsonrpc import (
+    JsonObject,
+    RequestId,
+    Response,
+    notification_message,
+    request_message,
+)
 from mcpd.protocol.meta import check_log_level
 from mcpd.runtime.flights import SESSION_EXPIRED, Flight, NurseryHost
+from mcpd.runtime.notices import ListKind, Notices
+
+if TYPE_CHECKING:
+    from mcpd.runtime.calls import Outbound
 
 log = structlog.get_logger("mcpd.sessions")
 
 # Until the client calls logging/setLevel, send notifications/message at info and above.
 DEFAULT_LOG_LEVEL = "info"
+# Messages kept for a GET stream that is not open (list changes, resource updates).
+OUTBOX_LIMIT: Final = 256
 
 
 class Session:
     """One legacy session: negotiated revision, client identity, in-flight requests."""
 
     __slots__ = (
+        "_asked",
         "_close",
         "_closed",
         "_idle_timeout",
         "_last_active",
         "_nursery",
+        "_outbox",
+        "_outbox_ready",
         "capabilities",
         "client_info",
         "end_reason",
@@ -42,7 +59,9 @@ class Session:
         "handshake",
         "id",
         "log_level",
+        "pending",
         "streams",
+        "subscriptions",
         "version",
     )
 
@@ -56,6 +75,13 @@ class Session:
         self.log_level: str = DEFAULT_LOG_LEVEL
         self.flights: dict[RequestId, Flight] = {}
         self.streams = 0  # open GET streams
+        self.subscriptions: set[str] = set()  # resources/subscribe URIs
+        # Server-to-client requests awaiting the client's answer, by our request id.
+        self.pending: dict[RequestId, _Pending] = {}
+        self._asked = 0
+        # Messages for the GET stream, kept (up to a bound) until one is open to take them.
+        self._outbox: deque[JsonObject] = deque(maxlen=OUTBOX_LIMIT)
+        self._outbox_ready = trio.Event()
         self.end_reason: str | None = None
         self._idle_timeout = idle_timeout
         self._last_active = trio.current_time()
@@ -162,16 +188,91 @@ class Session:
             self.flights.pop(flight.request_id, None)
             self.touch()
 
+    # -- asking the client --------------------------------------------------------------
+
+    async def ask(
+        self, method: str, params: dict[str, Any], outbound: Outbound, patience: float
+    ) -> dict[str, Any]:
+        """Send a request to the client on ``outbound`` and wait for its answer.
+
+        The answer arrives as a POSTed JSON-RPC response (see ``answer``). Raises
+        ``InputUnavailable`` on an error answer or after ``patience`` seconds; if the asking
+        request is cancelled meanwhile, the question is withdrawn.
+        """
+        self._asked += 1
+        request_id = f"mcpd-{self._asked}"
+        pending = _Pending()
+        self.pending[request_id] = pending
+        try:
+            await outbound.notify(request_message(request_id, method, params))
+            with trio.move_on_after(patience):
+                await pending.event.wait()
+        finally:
+            self.pending.pop(request_id, None)
+        if not pending.event.is_set():
+            raise InputUnavailable(f"the client did not answer {method} within {patience:g}s")
+        response = pending.response
+        assert response is not None
+        if response.error is not None:
+            message = response.error.get("message", "error")
+            raise InputUnavailable(f"the client answered {method} with an error: {message}")
+        return response.result if isinstance(response.result, dict) else {}
+
+    def answer(self, response: Response) -> bool:
+        """Deliver a client's response to the question it answers; False if none waits."""
+        pending = self.pending.get(response.id) if response.id is not None else None
+        if pending is None or pending.event.is_set():
+            return False
+        pending.response = response
+        pending.event.set()
+        self.touch()
+        return True
+
+    # -- the GET stream and change notices ------------------------------------------------
+
+    def post(self, message: JsonObject) -> None:
+        """Queue a message for the session's GET stream (the oldest is dropped when full)."""
+        if self.closing:
+            return
+        self._outbox.append(message)
+        self._outbox_ready.set()
+
+    async def next_posted(self) -> JsonObject:
+        """The next message for the GET stream; waits until there is one."""
+        while not self._outbox:
+            await self._outbox_ready.wait()
+            self._outbox_ready = trio.Event()
+        return self._outbox.popleft()
+
+    def list_changed(self, kind: ListKind) -> None:
+        if self.handshake.phase is Phase.READY:
+            self.post(notification_message(f"notifications/{kind}/list_changed", {}))
+
+    def resource_updated(self, uri: str) -> None:
+        if uri in self.subscriptions:
+            self.post(notification_message("notifications/resources/updated", {"uri": uri}))
+
     def statistics(self) -> dict[str, Any]:
         return {"id": self.id, "version": self.version, "in_flight": len(self.flights)}
+
+
+class _Pending:
+    __slots__ = ("event", "response")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.response: Response | None = None
 
 
 class SessionManager(NurseryHost):
     """Owns every legacy session's task; looks sessions up by id."""
 
-    def __init__(self, *, idle_timeout: float, max_sessions: int) -> None:
+    def __init__(
+        self, *, idle_timeout: float, max_sessions: int, notices: Notices | None = None
+    ) -> None:
         super().__init__()
         self._sessions: dict[str, Session] = {}
+        self._notices = notices if notices is not None else Notices()
         self._idle_timeout = idle_timeout
         self._max = max_sessions
 
@@ -186,9 +287,11 @@ class SessionManager(NurseryHost):
         return session
 
     async def _own(self, session: Session, *, task_status: trio.TaskStatus[None]) -> None:
+        self._notices.add(session)
         try:
             await session.run(task_status=task_status)
         finally:
+            self._notices.discard(session)
             self._sessions.pop(session.id, None)
 
     def get(self, session_id: str) -> Session:

@@ -64,6 +64,7 @@ from mcpd.transport.asgi_io import (
     reject,
 )
 from mcpd.transport.exchange import JSON_HEADERS, Exchange, Send, send_response
+from mcpd.transport.listen import serve_listen
 from mcpd.transport.streams import serve_get_stream
 
 log = structlog.get_logger("mcpd.http")
@@ -89,10 +90,15 @@ class Endpoint:
         self._sessions = sessions
         self._stateless = stateless
         self._tracker = tracker
+        self._hosts = host_policy(settings)
+        # Set at shutdown: listen streams end with their result.
+        self.closing = trio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_map(scope)
         try:
+            if self._hosts is not None:
+                hdr.check_host(headers.get("host"), self._hosts)
             hdr.check_origin(headers.get("origin"), self._settings.allowed_origins)
             method = scope["method"]
             if method == "POST":
@@ -142,6 +148,21 @@ class Endpoint:
         except McpError as exc:
             exc.request_id = message.id
             raise
+        if message.method == "subscriptions/listen":
+            try:
+                await serve_listen(
+                    message,
+                    receive,
+                    send,
+                    notices=self._dispatcher.notices,
+                    closing=self.closing,
+                    keepalive=self._settings.sse_keepalive,
+                    server_info=SERVER_INFO,
+                )
+            except McpError as exc:
+                exc.request_id = message.id
+                raise
+            return
         exchange = Exchange(send, expected=1, batch=False, headers=[])
         call = Call(
             message, meta.protocol_version, Era.MODERN, Flight(message.id), exchange, meta=meta
@@ -154,7 +175,9 @@ class Endpoint:
             raise UnsupportedProtocolVersion(header_version, MODERN_VERSIONS)
         meta = parse_request_meta(request.params)
         hdr.check_modern_headers(request, meta.protocol_version, headers)
-        if not self._dispatcher.supports(Era.MODERN, request.method):
+        if request.method != "subscriptions/listen" and not self._dispatcher.supports(
+            Era.MODERN, request.method
+        ):
             raise MethodNotFound(f"method {request.method!r} is not supported")
         return meta
 
@@ -182,6 +205,8 @@ class Endpoint:
         for message in messages:
             if isinstance(message, Notification):
                 self._notification(session, message)
+            elif isinstance(message, Response) and not session.answer(message):
+                log.info("response.unexpected", response_id=message.id)
         if not requests:
             await send_response(send, 202, b"", [])
             return
@@ -365,3 +390,24 @@ def _as_protocol_error(error: Exception) -> McpError:
         return error
     log.error("request.failed", exc_info=error)
     return InternalError("internal error")
+
+
+def host_policy(settings: ServerSettings) -> frozenset[str] | None:
+    """The Host values to accept besides loopback names, or None for no Host check.
+
+    Bound to loopback only (the default), a request naming any other host is a DNS-rebinding
+    attempt. Bound beyond loopback, the operator lists the public names; with none listed,
+    the Host header is not checked.
+    """
+    if settings.allowed_hosts:
+        return frozenset(settings.allowed_hosts)
+    if all(_is_local_bind(bind) for bind in settings.listen):
+        return frozenset()
+    return None
+
+
+def _is_local_bind(bind: str) -> bool:
+    if bind.startswith(("unix:", "fd://")):
+        return True
+    host = bind.rpartition(":")[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")

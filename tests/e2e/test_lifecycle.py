@@ -167,7 +167,7 @@ def test_idle_keepalive_connection_is_closed_by_the_server(
         host, port = daemon.binds[0].split("//")[1].rsplit(":", 1)
         body = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
         request = (
-            b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n%s"
             % (len(body), body)
         )

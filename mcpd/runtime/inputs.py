@@ -1,0 +1,185 @@
+"""Asking the client for input on stateless 2026-07-28 requests (multi-round-trip requests).
+
+A handler that needs an answer (``ctx.elicit``, ``ctx.sample``, ``ctx.list_roots``) is
+stopped with ``InputRequired``; the client gets an ``input_required`` result naming the
+question and an opaque ``requestState``, and retries the same request with the answer. The
+handler then runs again from the start, and each question it asks is answered from the
+retry, in order, until it needs one more answer or finishes.
+
+The daemon keeps nothing between rounds: everything is in ``requestState``, sealed with an
+HMAC under a key that lives only in this process. The seal binds the method, a digest of the
+parameters, an expiry and a one-time nonce; each state opens once. The answers of earlier
+rounds ride along inside the state, so they are covered by the seal too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import orjson
+
+from mcpd.protocol.errors import InvalidParams
+
+# Parameters that change between the rounds of one logical request.
+ROUND_KEYS: Final = frozenset({"_meta", "inputResponses", "requestState"})
+# Bound on remembered one-time nonces; expired ones are dropped first.
+MAX_SPENT: Final = 100_000
+STATE_VERSION: Final = 1
+
+
+class InputRequired(BaseException):
+    """Raised inside a handler whose questions have no answers yet in this round.
+
+    A ``BaseException``, so ``except Exception`` in plugin code does not swallow it.
+    ``requests`` is the ``inputRequests`` map: key -> ``{"method", "params"}``.
+    """
+
+    def __init__(self, requests: dict[str, dict[str, Any]]) -> None:
+        super().__init__(", ".join(requests))
+        self.requests = requests
+
+
+class RequestStates:
+    """Seals and opens ``requestState`` tokens; remembers which have been used."""
+
+    def __init__(
+        self, ttl: float, *, key: bytes | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._key = key if key is not None else secrets.token_bytes(32)
+        self._ttl = ttl
+        self._clock = clock
+        self._spent: dict[str, float] = {}  # nonce -> expiry
+
+    def seal(self, method: str, params: dict[str, Any], answers: dict[str, Any]) -> str:
+        payload = {
+            "v": STATE_VERSION,
+            "m": method,
+            "d": params_digest(params),
+            "e": self._clock() + self._ttl,
+            "n": secrets.token_urlsafe(12),
+            "a": answers,
+        }
+        body = orjson.dumps(payload)
+        return _b64(body) + "." + _b64(self._mac(body))
+
+    def open(self, token: object, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The answers of earlier rounds carried by ``token``; ``InvalidParams`` if the token
+        is forged, altered, for another request, expired or already used."""
+        if not isinstance(token, str) or token.count(".") != 1:
+            raise InvalidParams("requestState is not one this server issued")
+        encoded_body, encoded_mac = token.split(".")
+        try:
+            body = _unb64(encoded_body)
+            mac = _unb64(encoded_mac)
+        except (binascii.Error, ValueError):
+            raise InvalidParams("requestState is not one this server issued") from None
+        if not hmac.compare_digest(mac, self._mac(body)):
+            raise InvalidParams("requestState failed its integrity check")
+        payload = orjson.loads(body)
+        if payload.get("v") != STATE_VERSION:
+            raise InvalidParams("requestState has an unknown version")
+        if payload["m"] != method or payload["d"] != params_digest(params):
+            raise InvalidParams("requestState belongs to a different request")
+        now = self._clock()
+        if payload["e"] < now:
+            raise InvalidParams("requestState has expired; send the request again without it")
+        self._spend(payload["n"], payload["e"], now)
+        answers = payload["a"]
+        return answers if isinstance(answers, dict) else {}
+
+    def _spend(self, nonce: str, expiry: float, now: float) -> None:
+        if nonce in self._spent:
+            raise InvalidParams("requestState was already used")
+        if len(self._spent) >= MAX_SPENT:
+            self._spent = {n: e for n, e in self._spent.items() if e >= now}
+            if len(self._spent) >= MAX_SPENT:  # all live: forget the oldest half
+                keep = sorted(self._spent.items(), key=lambda item: item[1])[MAX_SPENT // 2 :]
+                self._spent = dict(keep)
+        self._spent[nonce] = expiry
+
+    def _mac(self, body: bytes) -> bytes:
+        return hmac.new(self._key, body, hashlib.sha256).digest()
+
+
+class InputRound:
+    """The answers one round of a request can draw on, handed out in asking order."""
+
+    __slots__ = ("_answers", "_asked")
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self._answers = answers
+        self._asked = 0
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        return self._answers
+
+    def answer(self, questions: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The answers to ``(key, method, params)`` questions, or ``InputRequired`` naming
+        those that have none yet.
+
+        Keys are the handler's (``key=``) or positional: ``q0``, ``q1``... counted over the
+        whole request, so the same code asks the same keys in every round.
+        """
+        missing: dict[str, dict[str, Any]] = {}
+        answers: list[dict[str, Any]] = []
+        for key, method, params in questions:
+            self._asked += 1
+            answer = self._answers.get(key)
+            if isinstance(answer, dict):
+                answers.append(answer)
+            else:
+                missing[key] = {"method": method, "params": params}
+        if missing:
+            raise InputRequired(missing)
+        return answers
+
+    @classmethod
+    def start(cls, states: RequestStates, method: str, params: dict[str, Any]) -> InputRound:
+        """Round one, or a later round from the retry's ``requestState`` and answers."""
+        token = params.get("requestState")
+        responses = params.get("inputResponses")
+        # Earlier rounds' answers only come from a sealed state; this round's answers are the
+        # client's own and need none (an answer that is not an object is asked again).
+        answers = {} if token is None else dict(states.open(token, method, params))
+        if responses is not None and not isinstance(responses, dict):
+            raise InvalidParams("inputResponses must be an object")
+        for key, value in (responses or {}).items():
+            if isinstance(value, dict):
+                answers[key] = value
+        return cls(answers)
+
+
+def params_digest(params: dict[str, Any]) -> str:
+    """A digest of what identifies a request across its rounds."""
+    stable = {key: value for key, value in params.items() if key not in ROUND_KEYS}
+    return hashlib.sha256(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def input_required_result(
+    states: RequestStates,
+    method: str,
+    params: dict[str, Any],
+    need: InputRequired,
+    answers: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "resultType": "input_required",
+        "inputRequests": need.requests,
+        "requestState": states.seal(method, params, answers),
+    }
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
