@@ -229,11 +229,12 @@ class Context:
             return len(pages)
     """
 
-    __slots__ = ("_channel", "_last_progress")
+    __slots__ = ("_asked", "_channel", "_last_progress")
 
     def __init__(self, channel: RequestChannel) -> None:
         self._channel = channel
         self._last_progress: float | None = None
+        self._asked = 0  # questions asked so far: default keys q0, q1, ... in asking order
 
     @property
     def request_id(self) -> str | int:
@@ -333,10 +334,12 @@ class Context:
                 raise TypeError(f"not a question: {question!r}")
             if not self._channel.client_supports(question.capability):
                 raise ClientCapabilityMissing(question.capability)
-        keyed = [
-            (question.key or f"q{index}", question.method, question.params(self.revision))
-            for index, question in enumerate(questions)
-        ]
+        keyed = []
+        for question in questions:
+            keyed.append(
+                (question.key or f"q{self._asked}", question.method, question.params(self.revision))
+            )
+            self._asked += 1
         if len({key for key, _, _ in keyed}) != len(keyed):
             raise ValueError("questions asked together need distinct keys")
         results = await self._channel.ask(keyed)

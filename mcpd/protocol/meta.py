@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mcpd.protocol.errors import InvalidParams, UnsupportedProtocolVersion
-from mcpd.protocol.revisions import MODERN_VERSIONS
+from mcpd.protocol.errors import InvalidParams
 
 PREFIX: Final = "io.modelcontextprotocol/"
 PROTOCOL_VERSION: Final = PREFIX + "protocolVersion"
@@ -61,8 +60,6 @@ def parse_request_meta(params: dict[str, Any]) -> RequestMeta:
     version = meta.get(PROTOCOL_VERSION)
     if not isinstance(version, str):
         raise InvalidParams(f'"_meta" must carry "{PROTOCOL_VERSION}" as a string')
-    if version not in MODERN_VERSIONS:
-        raise UnsupportedProtocolVersion(version, MODERN_VERSIONS)
     capabilities = meta.get(CLIENT_CAPABILITIES)
     if not isinstance(capabilities, dict):
         raise InvalidParams(f'"_meta" must carry "{CLIENT_CAPABILITIES}" as an object')

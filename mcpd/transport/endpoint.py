@@ -22,6 +22,7 @@ from mcpd.protocol.errors import (
     McpError,
     MethodNotAllowed,
     MethodNotFound,
+    MissingClientCapability,
     ServerUnavailable,
     SessionRequired,
     UnsupportedProtocolVersion,
@@ -174,7 +175,11 @@ class Endpoint:
         if header_version is not None and era_of(header_version) is None:
             raise UnsupportedProtocolVersion(header_version, MODERN_VERSIONS)
         meta = parse_request_meta(request.params)
+        # A header that disagrees with the body is a mismatch (-32020) even when the body's
+        # version is one we do not speak; only an agreed unknown version is -32022.
         hdr.check_modern_headers(request, meta.protocol_version, headers)
+        if meta.protocol_version not in MODERN_VERSIONS:
+            raise UnsupportedProtocolVersion(meta.protocol_version, MODERN_VERSIONS)
         if request.method != "subscriptions/listen" and not self._dispatcher.supports(
             Era.MODERN, request.method
         ):
@@ -305,7 +310,10 @@ class Endpoint:
         if done.outcome is None:
             await self._cancelled(call, exchange)
         elif done.error is not None:
-            await exchange.respond(error_message(request.id, _as_protocol_error(done.error)))
+            error = _as_protocol_error(done.error)
+            # 2026: an undeclared client capability is an HTTP 400 (transports spec).
+            status = 400 if isinstance(error, MissingClientCapability) else 200
+            await exchange.respond(error_message(request.id, error), status)
         else:
             assert done.value is not None
             await exchange.respond(result_message(request.id, self._shape(call, done.value)))

@@ -70,6 +70,7 @@ class Exchange:
         self._headers = headers
         self._responses: list[JsonObject] = []
         self._lock = _FastLock()
+        self._status = 200
         self.streaming = False
         self.finished = False
         self.broken = False
@@ -82,11 +83,16 @@ class Exchange:
             await self._ensure_stream()
             await self._write(sse.event(dumps(message)))
 
-    async def respond(self, message: JsonObject) -> None:
-        """Deliver one owed response; the last one completes the HTTP response."""
+    async def respond(self, message: JsonObject, status: int = 200) -> None:
+        """Deliver one owed response; the last one completes the HTTP response.
+
+        ``status`` applies when the response is the whole (JSON) answer, e.g. 400 for a
+        2026 error the spec gives an HTTP status; on a stream it cannot change anything.
+        """
         async with self._lock:
             if self.finished:
                 return
+            self._status = status
             self._expected -= 1
             if self.streaming:
                 await self._write(sse.event(dumps(message)))
@@ -131,7 +137,8 @@ class Exchange:
         if not self.broken:
             headers = [*JSON_HEADERS, *self._headers]
             try:
-                await send_response(self._send, 200, dumps(payload), headers)
+                status = self._status if not self._batch else 200
+                await send_response(self._send, status, dumps(payload), headers)
             except Exception:  # the connection is gone; nobody is left to answer
                 self.broken = True
 

@@ -72,6 +72,17 @@ def test_unsupported_version(daemon: Daemon, http: httpx.Client) -> None:
     assert error["data"]["requested"] == "2031-01-01"
 
 
+def test_body_version_unknown_but_header_differs_is_a_mismatch(
+    daemon: Daemon, http: httpx.Client
+) -> None:
+    meta = modern_meta(**{P + "protocolVersion": "2031-01-01"})
+    body = {"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {"_meta": meta}}
+    response = http.post(daemon.url, json=body, headers=modern_headers("tools/list"))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32020
+    assert response.json()["id"] == 7
+
+
 @pytest.mark.parametrize(
     "headers",
     [

@@ -9,7 +9,6 @@ from mcpd.protocol.errors import (
     NotAcceptable,
     OriginForbidden,
     UnsupportedMediaType,
-    UnsupportedProtocolVersion,
 )
 from mcpd.protocol.jsonrpc import Notification, Request
 from mcpd.protocol.meta import level_enabled, parse_request_meta
@@ -42,16 +41,6 @@ def test_meta_parsed() -> None:
         (None, InvalidParams, -32602),
         ({V + "clientCapabilities": {}}, InvalidParams, -32602),
         ({V + "protocolVersion": "2026-07-28"}, InvalidParams, -32602),
-        (
-            {V + "protocolVersion": "2030-01-01", V + "clientCapabilities": {}},
-            UnsupportedProtocolVersion,
-            -32022,
-        ),
-        (
-            {V + "protocolVersion": "2025-11-25", V + "clientCapabilities": {}},
-            UnsupportedProtocolVersion,
-            -32022,
-        ),
         ({**GOOD_META, V + "logLevel": "loud"}, InvalidParams, -32602),
         ({**GOOD_META, V + "clientInfo": "x"}, InvalidParams, -32602),
     ],
@@ -64,12 +53,13 @@ def test_meta_errors(meta: dict[str, object] | None, error: type[Exception], cod
     assert info.value.http_status == 400  # type: ignore[attr-defined]
 
 
-def test_unsupported_version_lists_supported() -> None:
-    with pytest.raises(UnsupportedProtocolVersion) as info:
-        parse_request_meta(
-            {"_meta": {V + "protocolVersion": "2030-01-01", V + "clientCapabilities": {}}}
-        )
-    assert info.value.data == {"supported": ["2026-07-28"], "requested": "2030-01-01"}
+def test_an_unknown_version_is_parsed_for_the_transport_to_judge() -> None:
+    # Header/body agreement (-32020) is checked before the version itself (-32022), so the
+    # parser hands any version on; the endpoint tests cover both errors.
+    meta = parse_request_meta(
+        {"_meta": {V + "protocolVersion": "2030-01-01", V + "clientCapabilities": {}}}
+    )
+    assert meta.protocol_version == "2030-01-01"
 
 
 @pytest.mark.parametrize(

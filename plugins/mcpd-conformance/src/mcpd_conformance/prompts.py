@@ -31,7 +31,7 @@ def _complete_arg1(value: str, context: Mapping[str, str]) -> list[str]:
 
 @mcpd.prompt(description="A prompt embedding a resource (prompts-get-embedded-resource)")
 def test_prompt_with_embedded_resource(
-    resourceUri: Annotated[str, "URI of the resource to embed"],  # noqa: N803 - the suite's name
+    resourceUri: Annotated[str, "URI of the resource to embed"],
 ) -> list[mcpd.PromptMessage]:
     embedded = mcpd.EmbeddedResource(
         resourceUri, text="Embedded resource content for testing.", mime_type="text/plain"
@@ -51,7 +51,9 @@ def test_prompt_with_image() -> list[mcpd.PromptMessage]:
 
 
 @mcpd.prompt(
-    description="A prompt that first asks the user for context (input-required-result-non-tool-request)"
+    description=(
+        "A prompt that first asks the user for context (input-required-result-non-tool-request)"
+    )
 )
 async def test_input_required_result_prompt(ctx: mcpd.Context) -> list[mcpd.PromptMessage]:
     answer = await ctx.elicit(

@@ -61,7 +61,7 @@ def embedded_resource() -> str:
     description="JSON data for any id (resources-templates-read)",
     mime_type="application/json",
 )
-def template_data(id: str) -> str:  # noqa: A002 - the template variable's name
+def template_data(id: str) -> str:
     return json.dumps({"id": id, "templateTest": True, "data": f"Data for ID: {id}"})
 
 

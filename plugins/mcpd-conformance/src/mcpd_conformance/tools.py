@@ -239,9 +239,7 @@ Address = with_config(ConfigDict(json_schema_extra={"$anchor": "addressDef"}))(
 def json_schema_2020_12_tool(
     name: Annotated[str | None, "Contact name"] = None,
     address: Annotated[Address | None, "Postal address"] = None,  # type: ignore[valid-type]
-    contactMethod: Annotated[  # noqa: N803 - the suite's property name
-        Literal["phone", "email"] | None, "Preferred contact method"
-    ] = None,
+    contactMethod: Annotated[Literal["phone", "email"] | None, "Preferred contact method"] = None,
     phone: Annotated[str | None, "Phone number"] = None,
     email: Annotated[str | None, "E-mail address"] = None,
 ) -> str:
@@ -318,7 +316,8 @@ def _content_value(answer: Any, key: str, fallback: str) -> str:
 @mcpd.tool
 async def test_input_required_result_elicitation(ctx: mcpd.Context) -> str:
     """Ask the user's name (one elicitation), then greet them."""
-    answer = await ctx.elicit("What is your name?", NAME_SCHEMA)
+    # The suite expects this exact key in inputRequests.
+    answer = await ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")
     return f"Hello, {_content_value(answer, 'name', 'stranger')}!"
 
 
@@ -348,26 +347,30 @@ async def test_input_required_result_request_state(ctx: mcpd.Context) -> str:
 async def test_input_required_result_multiple_inputs(ctx: mcpd.Context) -> str:
     """Ask three questions at once (elicitation, sampling, roots), then combine the answers.
 
-    The questions are asked concurrently so that a 2026-07-28 client receives all three in a
-    single input_required result.
+    ``ctx.ask`` sends them together: a 2026-07-28 client receives all three in a single
+    input_required result.
     """
-    found: dict[str, str] = {}
+    answer, reply, roots = await ctx.ask(
+        mcpd.Elicit("What is your name?", NAME_SCHEMA),
+        mcpd.Sample("Generate a greeting", max_tokens=50),
+        mcpd.ListRoots(),
+    )
+    name = _content_value(answer, "name", "?")
+    return f"name={name}; greeting={_sampled_text(reply)}; roots={len(roots)}"
 
-    async def ask_name() -> None:
-        answer = await ctx.elicit("What is your name?", NAME_SCHEMA)
-        found["name"] = _content_value(answer, "name", "?")
 
-    async def ask_greeting() -> None:
-        found["greeting"] = _sampled_text(await ctx.sample("Generate a greeting", max_tokens=50))
+@mcpd.tool
+def test_trigger_tool_change() -> str:
+    """Tell listening clients that the tool list changed (subscriptions/listen checks)."""
+    mcpd.list_changed("tools")
+    return "announced notifications/tools/list_changed"
 
-    async def ask_roots() -> None:
-        found["roots"] = str(len(await ctx.list_roots()))
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(ask_name)
-        nursery.start_soon(ask_greeting)
-        nursery.start_soon(ask_roots)
-    return f"name={found['name']}; greeting={found['greeting']}; roots={found['roots']}"
+@mcpd.tool
+def test_trigger_prompt_change() -> str:
+    """Tell listening clients that the prompt list changed (subscriptions/listen checks)."""
+    mcpd.list_changed("prompts")
+    return "announced notifications/prompts/list_changed"
 
 
 @mcpd.tool
@@ -439,4 +442,6 @@ TOOLS = (
     test_input_required_result_tampered_state,
     test_input_required_result_capabilities,
     test_custom_header,
+    test_trigger_tool_change,
+    test_trigger_prompt_change,
 )
