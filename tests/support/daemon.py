@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from signal import SIGTERM
 from typing import Any
@@ -37,13 +37,27 @@ class Daemon:
     def start(
         cls, config: Path, *, pythonpath: Path | None = None, env: Mapping[str, str] | None = None
     ) -> Daemon:
+        daemon = cls.spawn(config, pythonpath=pythonpath, env=env)
+        daemon.wait_until_listening()
+        return daemon
+
+    @classmethod
+    def spawn(
+        cls,
+        config: Path,
+        *,
+        pythonpath: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> Daemon:
+        """Start ``mcpd serve`` (under ``wrapper``, a command that execs it) without waiting."""
         environ = {**os.environ, **(env or {})}
         if pythonpath is not None:
             environ["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(pythonpath), environ.get("PYTHONPATH")])
             )
         process = subprocess.Popen(
-            [sys.executable, "-m", "mcpd", "serve", "--config", str(config)],
+            [*wrapper, sys.executable, "-m", "mcpd", "serve", "--config", str(config)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -52,10 +66,12 @@ class Daemon:
         )
         daemon = cls(process, [], [])
         threading.Thread(target=daemon._read, daemon=True).start()
-        listening = daemon.wait_for("daemon.listening")
-        daemon.binds = listening["binds"]
-        daemon.url = daemon.binds[0] + listening.get("path", "/mcp")
         return daemon
+
+    def wait_until_listening(self) -> None:
+        listening = self.wait_for("daemon.listening")
+        self.binds = listening["binds"]
+        self.url = self.binds[0] + listening.get("path", "/mcp")
 
     def _read(self) -> None:
         assert self.process.stderr is not None
