@@ -24,6 +24,14 @@ FIXTURE_TOOLS = {
     "chatty",
     "picture",
     "settings_echo",
+    "touch",
+    "announce",
+    "ask_name",
+    "ask_model",
+    "ask_roots",
+    "ask_three",
+    "ask_twice",
+    "wait_for_answer",
 }
 EXAMPLE_TOOLS = {
     "hash_text",
