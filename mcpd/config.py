@@ -33,7 +33,10 @@ class ServerSettings:
     max_sessions: int = 10_000
     shutdown_grace: float = 10.0  # in-flight calls get this long after SIGTERM
     keep_alive_timeout: float = 5.0  # idle HTTP keep-alive connections close after this
-    write_timeout: float = 30.0  # a client that stops reading is dropped after this
+    write_timeout: float = 30.0
+    # Legacy sessions: a request whose SSE connection drops keeps running this long for the
+    # client to resume the stream (GET + Last-Event-ID); 0 = no resumption, cancel at once.
+    resume_window: float = 30.0  # a client that stops reading is dropped after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "shutdown_grace_seconds": ("shutdown_grace", _number),
             "keep_alive_timeout_seconds": ("keep_alive_timeout", _positive_number),
             "write_timeout_seconds": ("write_timeout", _positive_number),
+            "resume_window_seconds": ("resume_window", _number),
         },
     ),
     "tools": (

@@ -36,7 +36,13 @@ from mcpd.protocol.errors import ResourceNotFound as ResourceNotFoundError
 from mcpd.protocol.handshake import initialize_result
 from mcpd.protocol.revisions import MODERN_VERSIONS, Era, argument_errors_are_tool_errors
 from mcpd.runtime.calls import Call, CallChannel
-from mcpd.runtime.inputs import InputRequired, InputRound, RequestStates, input_required_result
+from mcpd.runtime.inputs import (
+    InputRequired,
+    InputRound,
+    RequestStates,
+    input_required_in,
+    input_required_result,
+)
 from mcpd.runtime.notices import LIST_KINDS, Notices
 
 log = structlog.get_logger("mcpd.calls")
@@ -207,7 +213,10 @@ class Dispatcher:
             with trio.move_on_after(timeout):
                 try:
                     result = await _run_tool(tool, arguments, Context(channel), call)
-                except InputRequired as need:
+                except BaseException as error:
+                    need = input_required_in(error)
+                    if need is None:
+                        raise
                     outcome = "input_required"
                     return self._input_required(call, need)
                 outcome = "error" if result.get("isError") else "ok"
@@ -275,8 +284,6 @@ class Dispatcher:
         try:
             with trio.fail_after(self._settings.default_timeout):
                 return await run(Context(channel))
-        except InputRequired as need:
-            return self._input_required(call, need)
         except ResourceNotFound:
             raise
         except ClientCapabilityMissing as exc:
@@ -292,6 +299,11 @@ class Dispatcher:
         except Exception:
             log.exception("handler.crashed")
             raise InternalError("internal error") from None
+        except BaseException as error:
+            need = input_required_in(error)
+            if need is None:
+                raise
+            return self._input_required(call, need)
         finally:
             channel.close()
 

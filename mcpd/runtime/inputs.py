@@ -46,6 +46,31 @@ class InputRequired(BaseException):
         self.requests = requests
 
 
+def input_required_in(error: BaseException) -> InputRequired | None:
+    """The questions ``error`` carries: an ``InputRequired``, or a group made only of them
+    (a handler that asked in several tasks of a nursery); None for anything else."""
+    if isinstance(error, InputRequired):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        matched, rest = error.split(InputRequired)
+        if matched is not None and rest is None:
+            requests: dict[str, dict[str, Any]] = {}
+            for leaf in _leaves(matched):
+                requests.update(leaf.requests)
+            return InputRequired(requests)
+    return None
+
+
+def _leaves(group: BaseExceptionGroup[InputRequired]) -> list[InputRequired]:
+    found: list[InputRequired] = []
+    for item in group.exceptions:
+        if isinstance(item, BaseExceptionGroup):
+            found += _leaves(item)
+        else:
+            found.append(item)
+    return found
+
+
 class RequestStates:
     """Seals and opens ``requestState`` tokens; remembers which have been used."""
 

@@ -26,6 +26,7 @@ from mcpd.protocol.jsonrpc import (
     request_message,
 )
 from mcpd.protocol.meta import check_log_level
+from mcpd.protocol.resume import EventLog
 from mcpd.runtime.flights import SESSION_EXPIRED, Flight, NurseryHost
 from mcpd.runtime.notices import ListKind, Notices
 
@@ -52,14 +53,17 @@ class Session:
         "_nursery",
         "_outbox",
         "_outbox_ready",
+        "_stream_count",
         "capabilities",
         "client_info",
         "end_reason",
         "flights",
+        "get_log",
         "handshake",
         "id",
         "log_level",
         "pending",
+        "resumable",
         "streams",
         "subscriptions",
         "version",
@@ -82,6 +86,10 @@ class Session:
         # Messages for the GET stream, kept (up to a bound) until one is open to take them.
         self._outbox: deque[JsonObject] = deque(maxlen=OUTBOX_LIMIT)
         self._outbox_ready = trio.Event()
+        # Resumable streams by key (see mcpd.protocol.resume): POST streams and the GET log.
+        self.resumable: dict[str, Any] = {}
+        self._stream_count = 0
+        self.get_log = EventLog("g")
         self.end_reason: str | None = None
         self._idle_timeout = idle_timeout
         self._last_active = trio.current_time()
@@ -187,6 +195,25 @@ class Session:
         finally:
             self.flights.pop(flight.request_id, None)
             self.touch()
+
+    # -- resumable streams -----------------------------------------------------------------
+
+    def new_stream_key(self) -> str:
+        self._stream_count += 1
+        return f"p{self._stream_count}"
+
+    def forget_stream(self, key: str, after: float) -> None:
+        """Stop offering stream ``key`` for resumption, ``after`` seconds from now."""
+        if after <= 0 or self._nursery is None or self.closing:
+            self.resumable.pop(key, None)
+            return
+        self._nursery.start_soon(self._forget, key, after)
+
+    async def _forget(self, key: str, after: float) -> None:
+        try:
+            await trio.sleep(after)
+        finally:
+            self.resumable.pop(key, None)
 
     # -- asking the client --------------------------------------------------------------
 

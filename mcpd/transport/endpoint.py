@@ -39,6 +39,7 @@ from mcpd.protocol.jsonrpc import (
     result_message,
 )
 from mcpd.protocol.meta import RequestMeta, parse_request_meta
+from mcpd.protocol.resume import PRIMING_SINCE, RESUMABLE_SINCE, EventLog, parse_event_id
 from mcpd.protocol.revisions import LEGACY_VERSIONS, MODERN_VERSIONS, Era, allows_batch, era_of
 from mcpd.protocol.shapes import complete_result
 from mcpd.runtime.calls import Call
@@ -66,12 +67,14 @@ from mcpd.transport.asgi_io import (
 )
 from mcpd.transport.exchange import JSON_HEADERS, Exchange, Send, send_response
 from mcpd.transport.listen import serve_listen
-from mcpd.transport.streams import serve_get_stream
+from mcpd.transport.streams import StreamGone, serve_get_stream
 
 log = structlog.get_logger("mcpd.http")
 
 # How long a cancelled request may take to end its HTTP response cleanly.
 CLEAN_END_GRACE = 5.0
+# A resumable session's call still running after this long switches to SSE (priming event).
+PRIME_AFTER = 1.0
 _ALLOW = [(b"allow", b"GET, POST, DELETE")]
 
 
@@ -215,12 +218,31 @@ class Endpoint:
         if not requests:
             await send_response(send, 202, b"", [])
             return
-        exchange = Exchange(send, expected=len(requests), batch=is_batch, headers=[])
+        window = self._settings.resume_window
+        events = None
+        if window > 0 and session.version >= RESUMABLE_SINCE:
+            events = EventLog(session.new_stream_key())
+        exchange = Exchange(
+            send,
+            expected=len(requests),
+            batch=is_batch,
+            headers=[],
+            log=events,
+            prime=events is not None and session.version >= PRIMING_SINCE,
+        )
         calls = [
             Call(r, session.version, Era.LEGACY, Flight(r.id), exchange, session=session)
             for r in requests
         ]
-        await self._serve(calls, exchange, receive, session)
+        if events is None:
+            await self._serve(calls, exchange, receive, session)
+            return
+        session.resumable[events.key] = exchange
+        try:
+            await self._serve(calls, exchange, receive, session, resume_window=window)
+        finally:
+            # A client may still be on its way back to collect the end of the stream.
+            session.forget_stream(events.key, window if exchange.streaming else 0)
 
     async def _initialize(self, request: Request, send: Send) -> None:
         try:
@@ -262,7 +284,13 @@ class Endpoint:
     # -- serving ------------------------------------------------------------------------------
 
     async def _serve(
-        self, calls: list[Call], exchange: Exchange, receive: Receive, owner: Owner
+        self,
+        calls: list[Call],
+        exchange: Exchange,
+        receive: Receive,
+        owner: Owner,
+        *,
+        resume_window: float = 0,
     ) -> None:
         """Start the POST's requests in their owner's nursery; watch the client meanwhile.
 
@@ -290,7 +318,11 @@ class Endpoint:
                 await exchange.respond(error_message(call.request.id, exc))
         try:
             await waiter.watch(
-                receive, [call.flight for call in calls], exchange, self._settings.sse_keepalive
+                receive,
+                [call.flight for call in calls],
+                exchange,
+                self._settings.sse_keepalive,
+                resume_window,
             )
         finally:
             if waiter.remaining:  # this handler itself was cancelled: nobody is left to answer
@@ -342,7 +374,45 @@ class Endpoint:
         self._refuse_modern_only(headers, "GET")
         hdr.check_get_accept(headers.get("accept"))
         session = self._session(headers)
-        await serve_get_stream(session, receive, send, self._settings.sse_keepalive)
+        resumable = self._settings.resume_window > 0 and session.version >= RESUMABLE_SINCE
+        last = headers.get("last-event-id")
+        after: int | None = None
+        if last is not None and resumable:
+            found = parse_event_id(last)
+            if found is None:
+                raise StreamGone(f"Last-Event-ID {last!r} names no stream of this session")
+            key, after = found
+            if key != "g":
+                await self._resume_post_stream(session, key, after, receive, send)
+                return
+        await serve_get_stream(
+            session,
+            receive,
+            send,
+            self._settings.sse_keepalive,
+            log=session.get_log if resumable else None,
+            after=after,
+            prime=resumable and session.version >= PRIMING_SINCE,
+        )
+
+    async def _resume_post_stream(
+        self, session: Session, key: str, after: int, receive: Receive, send: Send
+    ) -> None:
+        """A client picks up a POST's stream it lost: replay what it missed, then go on."""
+        exchange = session.resumable.get(key)
+        if exchange is None or not await exchange.resume(send, after):
+            raise StreamGone(f"stream {key} can no longer be resumed; send the request again")
+        log.info("stream.resumed", stream=key, after=after)
+        generation = exchange.generation
+        session.touch()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_detach_on_disconnect, receive, exchange, generation)
+            while not exchange.finished and exchange.generation == generation:
+                with trio.move_on_after(self._settings.sse_keepalive):
+                    await exchange.wait_changed()
+                    continue
+                await exchange.tick()
+            nursery.cancel_scope.cancel(reason="stream ended")
 
     async def _delete(self, headers: dict[str, str], send: Send) -> None:
         self._refuse_modern_only(headers, "DELETE")
@@ -355,6 +425,13 @@ class Endpoint:
         version = headers.get(hdr.PROTOCOL_VERSION)
         if hdr.SESSION_ID not in headers and version is not None and version not in LEGACY_VERSIONS:
             raise MethodNotAllowed(f"{method} is not part of protocol {version}; POST only")
+
+
+async def _detach_on_disconnect(receive: Receive, exchange: Exchange, generation: int) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    if exchange.generation == generation:
+        exchange.detach()
 
 
 class _Waiter:
@@ -376,21 +453,52 @@ class _Waiter:
             self._scope.cancel(reason="answered")
 
     async def watch(
-        self, receive: Receive, flights: list[Flight], exchange: Exchange, interval: float
+        self,
+        receive: Receive,
+        flights: list[Flight],
+        exchange: Exchange,
+        interval: float,
+        resume_window: float = 0,
     ) -> None:
         client_gone = False
+        # A resumable stream starts early (with its priming event), so that a client losing
+        # the connection has an event id to resume from.
+        wait = min(interval, PRIME_AFTER) if resume_window else interval
         while self.remaining:
-            with trio.move_on_after(interval) as self._scope:
+            with trio.move_on_after(wait) as self._scope:
                 if client_gone:
                     await trio.sleep_forever()
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     client_gone = True
+                    if resume_window and exchange.resumable:
+                        break
                     for flight in flights:
                         flight.cancel(CLIENT_DISCONNECTED)
                 continue
+            wait = interval
             if self.remaining and not client_gone:
                 await exchange.tick()
+        if self.remaining:
+            await self._hold(flights, exchange, resume_window)
+
+    async def _hold(self, flights: list[Flight], exchange: Exchange, window: float) -> None:
+        """The client lost a resumable stream: keep its requests running while it may come
+        back (GET + Last-Event-ID); cancel them once it stays away for ``window`` seconds."""
+        exchange.detach()
+        log.info("stream.detached", resume_window_seconds=window)
+        while self.remaining:
+            with trio.CancelScope() as self._scope:
+                if exchange.attached:
+                    await exchange.wait_changed()
+                    continue
+                with trio.move_on_after(window) as grace:
+                    await exchange.wait_changed()
+                if grace.cancelled_caught and not exchange.attached:
+                    log.info("stream.abandoned")
+                    for flight in flights:
+                        flight.cancel(CLIENT_DISCONNECTED)
+                    await trio.sleep_forever()
 
 
 def _as_protocol_error(error: Exception) -> McpError:

@@ -16,6 +16,7 @@ import trio
 
 from mcpd.protocol import sse
 from mcpd.protocol.jsonrpc import JsonObject, dumps
+from mcpd.protocol.resume import RETRY_MS, EventLog, retry_field
 from mcpd.transport.hypercorn_fixes import send_final_body
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -63,7 +64,16 @@ class Exchange:
     work, so nothing waits on a dead socket.
     """
 
-    def __init__(self, send: Send, *, expected: int, batch: bool, headers: Headers) -> None:
+    def __init__(
+        self,
+        send: Send,
+        *,
+        expected: int,
+        batch: bool,
+        headers: Headers,
+        log: EventLog | None = None,
+        prime: bool = False,
+    ) -> None:
         self._send = send
         self._expected = expected
         self._batch = batch
@@ -71,9 +81,74 @@ class Exchange:
         self._responses: list[JsonObject] = []
         self._lock = _FastLock()
         self._status = 200
+        # Resumable (legacy sessions): events get ids and are kept for a resume by GET.
+        self._log = log
+        self._prime = prime
+        self._changed: trio.Event | None = None
         self.streaming = False
         self.finished = False
         self.broken = False
+        self.attached = True  # a connection is there to write to
+        self.generation = 0  # counts connection changes, so a stale watcher knows it is
+
+    # -- resumption -----------------------------------------------------------------------
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a client that lost this stream can pick it up again by GET."""
+        return self._log is not None and self.streaming
+
+    async def wait_changed(self) -> None:
+        """Wait until the stream is detached, resumed or finished."""
+        if self._changed is None:
+            self._changed = trio.Event()
+        await self._changed.wait()
+
+    def _signal(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def detach(self) -> None:
+        """The connection is gone: keep logging events for a resume, write nothing."""
+        self.broken = True
+        self.attached = False
+        self.generation += 1
+        self._signal()
+
+    async def resume(self, send: Send, after: int) -> bool:
+        """Continue on a new connection (a GET with ``Last-Event-ID``): replay the events
+        after ``after``, then go on live. False if those events are no longer all kept."""
+        async with self._lock:
+            missed = self._log.after(after) if self._log is not None else None
+            if missed is None:
+                return False
+            self._send = send
+            self.broken = False
+            self.attached = True
+            self.generation += 1
+            await self._call(
+                {"type": "http.response.start", "status": 200, "headers": list(sse.HEADERS)}
+            )
+            for framed in missed:
+                await self._write(framed)
+            if self.finished:
+                await self._final(b"")
+            self._signal()
+            return True
+
+    async def close_connection(self, retry_ms: int | None) -> None:
+        """End the HTTP response now, leaving the stream open for a resume (2025-11-25)."""
+        async with self._lock:
+            if self._log is None or self.finished or not self.attached:
+                return
+            await self._ensure_stream()
+            await self._write(retry_field(retry_ms if retry_ms is not None else RETRY_MS))
+            await self._final(b"")
+            self.detach()
+
+    def _event(self, data: bytes) -> bytes:
+        return self._log.record(data) if self._log is not None else sse.event(data)
 
     async def notify(self, message: JsonObject) -> None:
         """Send a notification that belongs to this POST (switches to SSE)."""
@@ -81,7 +156,7 @@ class Exchange:
             if self.finished:
                 return
             await self._ensure_stream()
-            await self._write(sse.event(dumps(message)))
+            await self._write(self._event(dumps(message)))
 
     async def respond(self, message: JsonObject, status: int = 200) -> None:
         """Deliver one owed response; the last one completes the HTTP response.
@@ -95,7 +170,7 @@ class Exchange:
             self._status = status
             self._expected -= 1
             if self.streaming:
-                await self._write(sse.event(dumps(message)))
+                await self._write(self._event(dumps(message)))
             else:
                 self._responses.append(message)
             if self._expected <= 0:
@@ -120,6 +195,7 @@ class Exchange:
             await self._ensure_stream()
             self.finished = True
             await self._final(b"")
+            self._signal()
 
     async def tick(self) -> None:
         """One keep-alive: a call silent for a keep-alive interval switches to SSE."""
@@ -130,6 +206,7 @@ class Exchange:
 
     async def _complete(self) -> None:
         self.finished = True
+        self._signal()
         if self.streaming:
             await self._final(b"")
             return
@@ -152,6 +229,8 @@ class Exchange:
             "headers": [*sse.HEADERS, *self._headers],
         }
         await self._call(start)
+        if self._log is not None and self._prime:
+            await self._write(self._log.priming())
 
     async def _write(self, chunk: bytes) -> None:
         await self._call({"type": "http.response.body", "body": chunk, "more_body": True})

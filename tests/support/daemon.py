@@ -158,6 +158,8 @@ listen = ["127.0.0.1:0"]
 sse_keepalive_seconds = 0.5
 shutdown_grace_seconds = 2
 max_body_bytes = 65536
+# Disconnect cancels at once here; tests of resumption start daemons with a window.
+resume_window_seconds = 0
 
 [tools]
 page_size = 4
