@@ -36,7 +36,11 @@ class ServerSettings:
     write_timeout: float = 30.0
     # Legacy sessions: a request whose SSE connection drops keeps running this long for the
     # client to resume the stream (GET + Last-Event-ID); 0 = no resumption, cancel at once.
-    resume_window: float = 30.0  # a client that stops reading is dropped after this
+    resume_window: float = 30.0
+    # The deprecated 2024-11-05 HTTP+SSE transport, served beside the MCP endpoint.
+    http_sse: bool = True
+    sse_path: str = "/sse"
+    messages_path: str = "/messages"  # a client that stops reading is dropped after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,9 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "keep_alive_timeout_seconds": ("keep_alive_timeout", _positive_number),
             "write_timeout_seconds": ("write_timeout", _positive_number),
             "resume_window_seconds": ("resume_window", _number),
+            "http_sse": ("http_sse", _bool),
+            "sse_path": ("sse_path", _path),
+            "messages_path": ("messages_path", _path),
         },
     ),
     "tools": (

@@ -35,6 +35,7 @@ from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_e
 from mcpd.transport import hypercorn_fixes
 from mcpd.transport.app import McpApp
 from mcpd.transport.endpoint import Endpoint
+from mcpd.transport.http_sse import HttpSse
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
@@ -76,7 +77,14 @@ class Daemon:
         self.endpoint = Endpoint(
             server, self.dispatcher, self.sessions, self.stateless, self.tracker
         )
-        self.app = McpApp(self.endpoint, server.path)
+        routes = {}
+        if server.http_sse:
+            self.http_sse = HttpSse(server, self.endpoint)
+            routes = {
+                server.sse_path: self.http_sse.serve_sse,
+                server.messages_path: self.http_sse.serve_messages,
+            }
+        self.app = McpApp(self.endpoint, server.path, routes)
         self._stop_http = trio.Event()
         self._grace = trio.CancelScope()
         self.service = service if service is not None else ServiceEnvironment()

@@ -6,10 +6,14 @@ else answers a JSON 404.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+
 from mcpd.protocol.errors import TransportError
 from mcpd.transport.asgi_io import Receive, Scope, reject
 from mcpd.transport.endpoint import Endpoint
 from mcpd.transport.exchange import Send
+
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class NotFound(TransportError):
@@ -19,21 +23,34 @@ class NotFound(TransportError):
 class McpApp:
     """ASGI entry point handed to hypercorn."""
 
-    def __init__(self, endpoint: Endpoint, path: str) -> None:
+    def __init__(
+        self, endpoint: Endpoint, path: str, routes: Mapping[str, App] | None = None
+    ) -> None:
         self._endpoint = endpoint
-        self._paths = {path, path.rstrip("/") + "/"} if path != "/" else {"/"}
+        self._paths = _variants(path)
+        # Other paths (the 2024-11-05 transport's), with and without a trailing slash.
+        self._routes = {
+            variant: app for route, app in (routes or {}).items() for variant in _variants(route)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if scope["path"] in self._paths:
+            path = scope["path"]
+            if path in self._paths:
                 await self._endpoint(scope, receive, send)
+            elif path in self._routes:
+                await self._routes[path](scope, receive, send)
             else:
-                await reject(send, NotFound(f"no MCP endpoint at {scope['path']}"))
+                await reject(send, NotFound(f"no MCP endpoint at {path}"))
         elif kind == "lifespan":
             await serve_lifespan(receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1003})
+
+
+def _variants(path: str) -> set[str]:
+    return {path, path.rstrip("/") + "/"} if path != "/" else {"/"}
 
 
 async def serve_lifespan(receive: Receive, send: Send) -> None:

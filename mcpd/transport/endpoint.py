@@ -65,7 +65,7 @@ from mcpd.transport.asgi_io import (
     read_body,
     reject,
 )
-from mcpd.transport.exchange import JSON_HEADERS, Exchange, Send, send_response
+from mcpd.transport.exchange import JSON_HEADERS, Exchange, Reply, Send, send_response
 from mcpd.transport.listen import serve_listen
 from mcpd.transport.streams import StreamGone, serve_get_stream
 
@@ -98,12 +98,40 @@ class Endpoint:
         # Set at shutdown: listen streams end with their result.
         self.closing = trio.Event()
 
+    # -- what the 2024-11-05 transport shares with this endpoint --------------------------------
+
+    @property
+    def sessions(self) -> SessionManager:
+        return self._sessions
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._dispatcher
+
+    @property
+    def tracker(self) -> FlightTracker:
+        return self._tracker
+
+    @property
+    def accepting(self) -> bool:
+        return self._tracker.accepting
+
+    def check_request_origin(self, headers: dict[str, str]) -> None:
+        """DNS-rebinding protection: the Host and Origin checks every request passes."""
+        if self._hosts is not None:
+            hdr.check_host(headers.get("host"), self._hosts)
+        hdr.check_origin(headers.get("origin"), self._settings.allowed_origins)
+
+    def notification(self, session: Session, message: Notification) -> None:
+        self._notification(session, message)
+
+    async def answer(self, call: Call, reply: Reply) -> None:
+        await self._answer(call, reply)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_map(scope)
         try:
-            if self._hosts is not None:
-                hdr.check_host(headers.get("host"), self._hosts)
-            hdr.check_origin(headers.get("origin"), self._settings.allowed_origins)
+            self.check_request_origin(headers)
             method = scope["method"]
             if method == "POST":
                 await self._post(headers, receive, send)
@@ -329,7 +357,7 @@ class Endpoint:
                 for call in calls:
                     call.flight.cancel("the HTTP request was cancelled")
 
-    async def _answer(self, call: Call, exchange: Exchange) -> None:
+    async def _answer(self, call: Call, exchange: Reply) -> None:
         request = call.request
         if call.session is None:
             structlog.contextvars.bind_contextvars(request_id=request.id, method=request.method)
@@ -350,7 +378,7 @@ class Endpoint:
             assert done.value is not None
             await exchange.respond(result_message(request.id, self._shape(call, done.value)))
 
-    async def _cancelled(self, call: Call, exchange: Exchange) -> None:
+    async def _cancelled(self, call: Call, exchange: Reply) -> None:
         log.info("request.cancelled", reason=call.flight.reason)
         # The session that owns this task may be ending right now (DELETE, expiry): finish
         # the HTTP response anyway, briefly shielded, so the client sees a clean end.

@@ -10,7 +10,7 @@ keep-alive interval → ``text/event-stream``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -32,6 +32,17 @@ async def send_response(
     headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send_final_body(send, body)
+
+
+class Reply(Protocol):
+    """Where a request's answer goes: an ``Exchange`` (a POST's response) or, on the
+    2024-11-05 transport, the session's SSE connection."""
+
+    async def notify(self, message: JsonObject) -> None: ...
+
+    async def respond(self, message: JsonObject, status: int = 200) -> None: ...
+
+    async def skip(self) -> None: ...
 
 
 class _FastLock:
