@@ -202,7 +202,10 @@ class HttpSse:
             await self._initialize(connection, message)
             return
         if session is None:
-            raise InvalidRequest("send initialize first")
+            error = InvalidRequest("send initialize first")
+            if isinstance(message, Request):
+                error.request_id = message.id
+            raise error
         session.touch()
         if isinstance(message, Notification):
             self._endpoint.notification(session, message)
