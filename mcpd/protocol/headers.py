@@ -30,7 +30,10 @@ SESSION_ID: Final = "mcp-session-id"
 METHOD: Final = "mcp-method"
 NAME: Final = "mcp-name"
 
-_SENTINEL = re.compile(r"^=\?base64\?([A-Za-z0-9+/=]*)\?=$")
+_SENTINEL = re.compile(r"^=\?base64\?(.*)\?=$")
+PARAM_PREFIX: Final = "mcp-param-"
+# What a header value may hold unencoded: visible ASCII and spaces (RFC 9110 field values).
+_PLAIN_VALUE = re.compile(r"[\x20-\x7e]*")
 # Methods whose Mcp-Name header mirrors a params field.
 _NAME_FIELDS: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -53,7 +56,7 @@ def classify(messages: list[Message], headers: Mapping[str, str]) -> Era:
     return Era.LEGACY
 
 
-def decode_value(value: str) -> str:
+def decode_value(value: str, header: str = "Mcp-Name") -> str:
     """Decode the ``=?base64?...?=`` sentinel used for values unsafe in a header."""
     match = _SENTINEL.match(value)
     if match is None:
@@ -61,7 +64,60 @@ def decode_value(value: str) -> str:
     try:
         return base64.b64decode(match.group(1), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise HeaderMismatch("Mcp-Name carries an invalid base64 sentinel") from None
+        raise HeaderMismatch(f"{header} carries an invalid base64 value") from None
+
+
+def header_params(schema: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Tool arguments mirrored in ``Mcp-Param-<Name>`` headers: name -> (argument, type).
+
+    Only top-level properties whose schema says ``"x-mcp-header": "<Name>"`` and whose type
+    is string, integer or boolean take part.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return found
+    for argument, spec in properties.items():
+        if not isinstance(spec, Mapping):
+            continue
+        name = spec.get("x-mcp-header")
+        kind = spec.get("type")
+        if isinstance(name, str) and name and kind in ("string", "integer", "boolean"):
+            found[name.lower()] = (argument, kind)
+    return found
+
+
+def check_param_headers(
+    params: Mapping[str, tuple[str, str]], arguments: object, headers: Mapping[str, str]
+) -> None:
+    """Every ``Mcp-Param-*`` header a tool declares must agree with its argument (-32020)."""
+    values = arguments if isinstance(arguments, Mapping) else {}
+    for name, (argument, kind) in params.items():
+        header = f"Mcp-Param-{name}"
+        raw = headers.get(PARAM_PREFIX + name)
+        present = argument in values and values[argument] is not None
+        if raw is None:
+            if present:
+                raise HeaderMismatch(f"{header} header is required: the body sets {argument!r}")
+            continue
+        if not _PLAIN_VALUE.fullmatch(raw):
+            raise HeaderMismatch(f"{header} holds characters a header value cannot carry")
+        text = decode_value(raw, header)
+        if not present or not _same(text, values[argument], kind):
+            raise HeaderMismatch(f"{header} header does not match argument {argument!r}")
+
+
+def _same(text: str, value: Any, kind: str) -> bool:
+    if kind == "boolean":
+        return isinstance(value, bool) and text == ("true" if value else "false")
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+        try:
+            return int(text, 10) == value
+        except ValueError:
+            return False
+    return isinstance(value, str) and text == value
 
 
 def check_modern_headers(request: Request, version: str, headers: Mapping[str, str]) -> None:

@@ -211,6 +211,13 @@ class Endpoint:
         hdr.check_modern_headers(request, meta.protocol_version, headers)
         if meta.protocol_version not in MODERN_VERSIONS:
             raise UnsupportedProtocolVersion(meta.protocol_version, MODERN_VERSIONS)
+        if request.method == "tools/call":
+            name = request.params.get("name")
+            tool = self._dispatcher.registry.get(name) if isinstance(name, str) else None
+            if tool is not None:
+                params = hdr.header_params(tool.input_schema)
+                if params:
+                    hdr.check_param_headers(params, request.params.get("arguments"), headers)
         if request.method != "subscriptions/listen" and not self._dispatcher.supports(
             Era.MODERN, request.method
         ):

@@ -203,3 +203,62 @@ def test_complete_result_shapes() -> None:
     called = complete_result("tools/call", {"content": []}, info)
     assert "ttlMs" not in called
     assert "cacheScope" not in called
+
+
+# -- Mcp-Param-* headers (2026-07-28) ----------------------------------------------------------
+
+PARAM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "count": {"type": "integer", "x-mcp-header": "Count"},
+        "dry": {"type": "boolean", "x-mcp-header": "Dry"},
+        "nested": {"type": "object", "x-mcp-header": "Nested"},
+        "plain": {"type": "string"},
+    },
+}
+
+
+def test_header_params_are_the_marked_scalar_properties() -> None:
+    assert hdr.header_params(PARAM_SCHEMA) == {
+        "region": ("region", "string"),
+        "count": ("count", "integer"),
+        "dry": ("dry", "boolean"),
+    }
+    assert hdr.header_params({"type": "object"}) == {}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "headers"),
+    [
+        ({"region": "eu", "count": 3, "dry": True}, {"region": "eu", "count": "3", "dry": "true"}),
+        ({"region": "Hello"}, {"region": "=?base64?SGVsbG8=?="}),
+        ({"count": 7}, {"count": "007"}),  # integers compare numerically
+        ({}, {}),
+        ({"region": None}, {}),
+    ],
+)
+def test_param_headers_that_agree(arguments: dict[str, object], headers: dict[str, str]) -> None:
+    params = hdr.header_params(PARAM_SCHEMA)
+    hdr.check_param_headers(params, arguments, {f"mcp-param-{k}": v for k, v in headers.items()})
+
+
+@pytest.mark.parametrize(
+    ("arguments", "headers"),
+    [
+        ({"region": "eu"}, {}),  # the body has it, the header is missing
+        ({"region": "eu"}, {"region": "us"}),
+        ({}, {"region": "eu"}),  # a header with no argument behind it
+        ({"count": 3}, {"count": "three"}),
+        ({"dry": False}, {"dry": "true"}),
+        ({"region": "Hello"}, {"region": "=?base64?SGVsbG8?="}),  # bad padding
+        ({"region": "Hello"}, {"region": "=?base64?SGVs!!!bG8=?="}),
+        ({"region": "caf\u00e9"}, {"region": "caf\u00e9"}),  # must have been base64-encoded
+    ],
+)
+def test_param_headers_that_disagree(arguments: dict[str, object], headers: dict[str, str]) -> None:
+    params = hdr.header_params(PARAM_SCHEMA)
+    with pytest.raises(HeaderMismatch):
+        hdr.check_param_headers(
+            params, arguments, {f"mcp-param-{k}": v for k, v in headers.items()}
+        )
