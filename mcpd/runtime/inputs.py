@@ -25,13 +25,17 @@ from typing import Any, Final
 
 import orjson
 
-from mcpd.protocol.errors import InvalidParams
+from mcpd.protocol.errors import InvalidParams, ServerUnavailable
 
 # Parameters that change between the rounds of one logical request.
 ROUND_KEYS: Final = frozenset({"_meta", "inputResponses", "requestState"})
 # Bound on remembered one-time nonces; expired ones are dropped first.
 MAX_SPENT: Final = 100_000
 STATE_VERSION: Final = 1
+
+
+class ServerBusy(ServerUnavailable):
+    """The table of used states is full of live ones; the retry is refused (not forgotten)."""
 
 
 class InputRequired(BaseException):
@@ -124,9 +128,10 @@ class RequestStates:
             raise InvalidParams("requestState was already used")
         if len(self._spent) >= MAX_SPENT:
             self._spent = {n: e for n, e in self._spent.items() if e >= now}
-            if len(self._spent) >= MAX_SPENT:  # all live: forget the oldest half
-                keep = sorted(self._spent.items(), key=lambda item: item[1])[MAX_SPENT // 2 :]
-                self._spent = dict(keep)
+            if len(self._spent) >= MAX_SPENT:
+                # Forgetting a live nonce would let its state be used twice: refuse instead
+                # (an overload: that many retries within one input_timeout_seconds).
+                raise ServerBusy("too many input rounds in flight; try again shortly")
         self._spent[nonce] = expiry
 
     def _mac(self, body: bytes) -> bytes:

@@ -39,6 +39,8 @@ log = structlog.get_logger("mcpd.sessions")
 DEFAULT_LOG_LEVEL = "info"
 # Messages kept for a GET stream that is not open (list changes, resource updates).
 OUTBOX_LIMIT: Final = 256
+# How long an ending session waits for its cancelled requests to end their responses.
+UNWIND_GRACE: Final = 5.0
 
 
 class Session:
@@ -48,6 +50,7 @@ class Session:
         "_asked",
         "_close",
         "_closed",
+        "_drained",
         "_idle_timeout",
         "_last_active",
         "_nursery",
@@ -96,6 +99,7 @@ class Session:
         self._nursery: trio.Nursery | None = None
         self._close = trio.Event()
         self._closed = trio.Event()
+        self._drained = trio.Event()
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -111,6 +115,12 @@ class Session:
                 reason = self.end_reason or SESSION_EXPIRED
                 for flight in list(self.flights.values()):
                     flight.cancel(reason)
+                # Let the cancelled requests unwind on their own first: each ends its HTTP
+                # response cleanly. Cancelling the nursery at once would cut them short.
+                with trio.move_on_after(UNWIND_GRACE):
+                    while self.flights:
+                        self._drained = trio.Event()
+                        await self._drained.wait()
                 nursery.cancel_scope.cancel(reason=reason)
         finally:
             self.handshake.phase = Phase.CLOSED
@@ -195,6 +205,8 @@ class Session:
         finally:
             self.flights.pop(flight.request_id, None)
             self.touch()
+            if not self.flights:
+                self._drained.set()
 
     # -- resumable streams -----------------------------------------------------------------
 

@@ -171,21 +171,27 @@ def test_the_spent_table_is_bounded_dropping_expired_nonces_first(
             sealer.open(token, METHOD, PARAMS)
 
 
-def test_the_spent_table_is_bounded_when_every_nonce_is_live(
+def test_a_full_table_of_live_nonces_refuses_rather_than_forgets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(inputs, "MAX_SPENT", 8)
     clock = Clock()
     sealer = states(ttl=1_000, clock=clock)
     tokens = []
-    for _ in range(20):
+    for _ in range(8):
         clock.now += 1
         token = sealer.seal(METHOD, PARAMS, {})
         sealer.open(token, METHOD, PARAMS)
         tokens.append(token)
-        assert len(sealer._spent) <= 8
-    with pytest.raises(InvalidParams, match="already used"):  # the newest are remembered
-        sealer.open(tokens[-1], METHOD, PARAMS)
+    extra = sealer.seal(METHOD, PARAMS, {})
+    with pytest.raises(inputs.ServerBusy):
+        sealer.open(extra, METHOD, PARAMS)
+    assert len(sealer._spent) == 8
+    for token in tokens:  # every used state stays used
+        with pytest.raises(InvalidParams, match="already used"):
+            sealer.open(token, METHOD, PARAMS)
+    clock.now += 1_000  # once the first ones expire, there is room again
+    assert sealer.open(extra, METHOD, PARAMS) == {}
 
 
 def test_params_digest_ignores_key_order_and_round_keys() -> None:
