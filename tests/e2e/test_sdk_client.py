@@ -14,6 +14,15 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp.types import (
+    CreateMessageResult,
+    ElicitResult,
+    ListRootsResult,
+    PromptReference,
+    Root,
+    TextContent,
+)
+from pydantic import FileUrl
 from support.daemon import Daemon, wait_for_file
 
 MODES = ["legacy", "auto", "2026-07-28"]
@@ -114,3 +123,74 @@ def test_closing_a_legacy_client_ends_its_session(daemon: Daemon) -> None:
     run(session)
     daemon.wait_for("session.ended", lambda e: e.get("reason") == "session deleted by the client")
     assert len(daemon.events("session.ended")) > before
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_resources_prompts_and_completion(daemon: Daemon, mode: str) -> None:
+    async def session() -> dict[str, Any]:
+        async with Client(daemon.url, mode=mode) as client:
+            resources = await client.list_resources()
+            templates = await client.list_resource_templates()
+            return {
+                "resources": [str(r.uri) for r in resources.resources],
+                "templates": [t.uri_template for t in templates.resource_templates],
+                "text": await client.read_resource("fixture://text"),
+                "binary": await client.read_resource("fixture://binary"),
+                "prompt": await client.get_prompt("greet", {"name": "Ada", "style": "warm"}),
+                "completion": await client.complete(
+                    PromptReference(type="ref/prompt", name="greet"),
+                    {"name": "style", "value": ""},
+                ),
+            }
+
+    seen = run(session)
+    assert "fixture://binary" in seen["resources"]  # the first page (page_size 4)
+    assert "fixture://notes/{name}" in seen["templates"]
+    assert seen["text"].contents[0].text
+    assert seen["binary"].contents[0].blob
+    assert seen["prompt"].messages[0].content.text == "Greet Ada in a warm way."
+    assert seen["completion"].completion.values
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tools_ask_the_client_in_every_mode(daemon: Daemon, mode: str) -> None:
+    """The same tool code: server-to-client requests on a session, input_required on 2026."""
+
+    async def on_elicit(context: Any, params: Any) -> ElicitResult:
+        return ElicitResult(action="accept", content={"name": "Grace"})
+
+    async def on_sample(context: Any, params: Any) -> CreateMessageResult:
+        return CreateMessageResult(
+            role="assistant", content=TextContent(type="text", text="hello"), model="m"
+        )
+
+    async def on_roots(context: Any) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=FileUrl("file:///work"), name="work")])
+
+    async def session() -> dict[str, str]:
+        async with Client(
+            daemon.url,
+            mode=mode,
+            elicitation_callback=on_elicit,
+            sampling_callback=on_sample,
+            list_roots_callback=on_roots,
+        ) as client:
+            results = {}
+            for name, arguments in [
+                ("ask_name", {}),
+                ("ask_model", {"prompt": "hi"}),
+                ("ask_roots", {}),
+                ("ask_three", {}),
+                ("ask_twice", {}),
+            ]:
+                result = await client.call_tool(name, arguments)
+                assert not result.is_error, result
+                results[name] = result.content[0].text
+            return results
+
+    seen = run(session)
+    assert seen["ask_name"] == "accept:Grace"
+    assert seen["ask_model"] == "hello"
+    assert seen["ask_roots"] == "file:///work"
+    assert seen["ask_three"] == "accept:Grace|hello|file:///work"
+    assert seen["ask_twice"] == "accept:Grace+accept:Grace"
