@@ -7,6 +7,7 @@ reason, and nothing the session started can outlive it.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
@@ -39,6 +40,8 @@ log = structlog.get_logger("mcpd.sessions")
 DEFAULT_LOG_LEVEL = "info"
 # Messages kept for a GET stream that is not open (list changes, resource updates).
 OUTBOX_LIMIT: Final = 256
+# Finished streams a session keeps for late resumes (each holds up to resume.LOG_LIMIT events).
+RETAINED_STREAMS: Final = 32
 # How long an ending session waits for its cancelled requests to end their responses.
 UNWIND_GRACE: Final = 5.0
 
@@ -51,6 +54,7 @@ class Session:
         "_close",
         "_closed",
         "_drained",
+        "_finished",
         "_idle_timeout",
         "_last_active",
         "_nursery",
@@ -92,6 +96,7 @@ class Session:
         # Resumable streams by key (see mcpd.protocol.resume): POST streams and the GET log.
         self.resumable: dict[str, Any] = {}
         self._stream_count = 0
+        self._finished: deque[str] = deque()  # finished streams still resumable, oldest first
         self.get_log = EventLog("g")
         self.end_reason: str | None = None
         self._idle_timeout = idle_timeout
@@ -215,10 +220,17 @@ class Session:
         return f"p{self._stream_count}"
 
     def forget_stream(self, key: str, after: float) -> None:
-        """Stop offering stream ``key`` for resumption, ``after`` seconds from now."""
+        """Stop offering stream ``key`` for resumption, ``after`` seconds from now.
+
+        At most ``RETAINED_STREAMS`` finished streams are kept per session (the oldest go
+        first), so a busy session's replay logs stay bounded.
+        """
         if after <= 0 or self._nursery is None or self.closing:
             self.resumable.pop(key, None)
             return
+        self._finished.append(key)
+        while len(self._finished) > RETAINED_STREAMS:
+            self.resumable.pop(self._finished.popleft(), None)
         self._nursery.start_soon(self._forget, key, after)
 
     async def _forget(self, key: str, after: float) -> None:
@@ -226,6 +238,8 @@ class Session:
             await trio.sleep(after)
         finally:
             self.resumable.pop(key, None)
+            with contextlib.suppress(ValueError):
+                self._finished.remove(key)
 
     # -- asking the client --------------------------------------------------------------
 

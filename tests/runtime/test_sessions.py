@@ -24,7 +24,7 @@ from mcpd.runtime.flights import (
     FlightTracker,
     fly,
 )
-from mcpd.runtime.sessions import Session, SessionManager
+from mcpd.runtime.sessions import RETAINED_STREAMS, Session, SessionManager
 
 T = TypeVar("T")
 IDLE = 60.0
@@ -211,3 +211,21 @@ async def test_tracker_drains_then_cancels(autojump_clock: trio.testing.MockCloc
         tracker.cancel_all(SHUTDOWN)
         await tracker.wait_idle()
     assert [f.reason for f in flights] == [None, SHUTDOWN, SHUTDOWN]
+
+
+async def test_finished_streams_are_kept_for_the_window_and_bounded(
+    manager: SessionManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    session = await manager.create(INIT)
+    keys = [session.new_stream_key() for _ in range(RETAINED_STREAMS + 8)]
+    for key in keys:
+        session.resumable[key] = object()
+        session.forget_stream(key, 30.0)
+    # Only the newest finished streams stay resumable...
+    assert list(session.resumable) == keys[-RETAINED_STREAMS:]
+    await trio.sleep(29)
+    assert len(session.resumable) == RETAINED_STREAMS
+    # ...and only for the resume window.
+    await trio.sleep(2)
+    assert session.resumable == {}
+    assert len({*keys}) == len(keys)  # keys are unique within the session
