@@ -92,11 +92,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_mcpd(site: Path, markers: Path, workdir: Path) -> tuple[Server, int]:
+def start_mcpd(
+    site: Path, markers: Path, workdir: Path, server_extra: str = ""
+) -> tuple[Server, int]:
     port = free_port()
     config = workdir / "mcpd.toml"
     config.write_text(
-        f'[server]\nlisten = ["127.0.0.1:{port}"]\n\n[plugin.fixture]\nmarker_dir = "{markers}"\n'
+        f'[server]\nlisten = ["127.0.0.1:{port}"]\n{server_extra}\n'
+        f'[plugin.fixture]\nmarker_dir = "{markers}"\n'
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     server = Server(
@@ -267,7 +270,9 @@ def _one_cancel(port: int, body: bytes, headers: dict[str, str], marker: Path) -
 
 
 def cancel_latency(site: Path, markers: Path, work: Path, trials: int) -> dict[str, Any]:
-    server, port = start_mcpd(site, markers, work)
+    # Legacy disconnects cancel at once only without stream resumption (its window keeps a
+    # dropped request running for the client to come back).
+    server, port = start_mcpd(site, markers, work, "resume_window_seconds = 0")
     out: dict[str, Any] = {}
     try:
         with httpx.Client(timeout=30) as http:
