@@ -7,15 +7,13 @@ function returns a ``str`` (one user message), a ``PromptMessage``, or a list of
 
 from __future__ import annotations
 
-import functools
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal, overload
 
-import trio
-
+from mcpd.plugin.calling import call_plugin
 from mcpd.plugin.completion import Completer, Completers
 from mcpd.plugin.content import CONTENT_TYPES
 from mcpd.plugin.context import Context
@@ -131,13 +129,13 @@ class Prompt:
 
     async def get(self, arguments: Mapping[str, str], context: Context) -> Any:
         """Run the function; its return value, unrendered."""
-        kwargs: dict[str, Any] = dict(arguments)
-        if self.context is not None:
-            kwargs[self.context] = context
-        if self.is_async:
-            return await self.fn(**kwargs)
-        call = functools.partial(self.fn, **kwargs)
-        return await trio.to_thread.run_sync(call, abandon_on_cancel=False)
+        return await call_plugin(
+            self.fn,
+            is_async=self.is_async,
+            arguments=arguments,
+            context_parameter=self.context,
+            context=context,
+        )
 
     def render(self, value: Any, revision: str) -> dict[str, Any]:
         """The ``GetPromptResult`` for a returned value."""

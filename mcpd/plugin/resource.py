@@ -12,7 +12,6 @@ template's variables name nothing; the client then gets the protocol's not-found
 from __future__ import annotations
 
 import base64
-import functools
 import inspect
 import re
 import urllib.parse
@@ -20,8 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, overload
 
-import trio
-
+from mcpd.plugin.calling import call_plugin
 from mcpd.plugin.completion import Completer, Completers
 from mcpd.plugin.context import Context
 from mcpd.plugin.errors import ToolDefinitionError
@@ -167,13 +165,13 @@ class Resource:
 
     async def read(self, uri: str, variables: Mapping[str, str], context: Context) -> Any:
         """Run the function for ``uri``; its return value, unrendered."""
-        kwargs: dict[str, Any] = dict(variables)
-        if self.context is not None:
-            kwargs[self.context] = context
-        if self.is_async:
-            return await self.fn(**kwargs)
-        call = functools.partial(self.fn, **kwargs)
-        return await trio.to_thread.run_sync(call, abandon_on_cancel=False)
+        return await call_plugin(
+            self.fn,
+            is_async=self.is_async,
+            arguments=variables,
+            context_parameter=self.context,
+            context=context,
+        )
 
     def render(self, value: Any, uri: str) -> list[dict[str, Any]]:
         """The ``contents`` of a ``ReadResourceResult`` for a returned value."""

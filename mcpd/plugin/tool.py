@@ -7,7 +7,6 @@ immutable; only its per-revision ``tools/list`` entries are cached on first use.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -15,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, overload
 
 import structlog
-import trio
 
+from mcpd.plugin.calling import call_plugin
 from mcpd.plugin.context import Context
 from mcpd.plugin.errors import InvalidArguments, ToolDefinitionError, ToolError, error_result
 from mcpd.plugin.render import OutputMismatch, render_result
@@ -139,13 +138,13 @@ class Tool:
         never blocks; ``abandon_on_cancel=False`` makes a cancelled call wait for its thread,
         so no thread outlives its request (sync tools poll ``ctx.check_cancelled()``).
         """
-        kwargs = dict(arguments)
-        if self.inputs.context is not None:
-            kwargs[self.inputs.context] = context
-        if self.is_async:
-            return await self.fn(**kwargs)
-        call = functools.partial(self.fn, **kwargs)
-        return await trio.to_thread.run_sync(call, abandon_on_cancel=False)
+        return await call_plugin(
+            self.fn,
+            is_async=self.is_async,
+            arguments=arguments,
+            context_parameter=self.inputs.context,
+            context=context,
+        )
 
     def render(self, value: Any, revision: str) -> dict[str, Any]:
         """The ``CallToolResult`` for a returned value (see ``mcpd.plugin.render``)."""

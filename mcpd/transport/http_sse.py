@@ -45,6 +45,7 @@ from mcpd.protocol.revisions import Era
 from mcpd.runtime.calls import Call
 from mcpd.runtime.flights import CLIENT_DISCONNECTED, Flight
 from mcpd.runtime.sessions import Session
+from mcpd.transport import sse_io
 from mcpd.transport.asgi_io import ClientGone, Receive, Scope, header_map, read_body, reject
 from mcpd.transport.endpoint import Endpoint
 from mcpd.transport.exchange import Send, send_response
@@ -130,11 +131,11 @@ class HttpSse:
         endpoint_url = f"{root}{self._settings.messages_path}?session_id={connection.id}"
         try:
             await send({"type": "http.response.start", "status": 200, "headers": list(sse.HEADERS)})
-            await _write(send, sse.event(endpoint_url.encode(), name="endpoint"))
+            await sse_io.write(send, sse.event(endpoint_url.encode(), name="endpoint"))
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_until_disconnect, receive, nursery.cancel_scope)
+                nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope)
                 nursery.start_soon(self._forward, connection, send)
-                nursery.start_soon(_keep_alive, send, self._settings.sse_keepalive)
+                nursery.start_soon(sse_io.keep_alive, send, self._settings.sse_keepalive)
                 await self._endpoint.closing.wait()
                 nursery.cancel_scope.cancel(reason="daemon shutting down")
             with contextlib.suppress(Exception):
@@ -152,7 +153,7 @@ class HttpSse:
             nursery.start_soon(self._forward_posted, connection, send)
             while True:
                 message = await connection.next()
-                await _write(send, sse.event(dumps(message)))
+                await sse_io.write(send, sse.event(dumps(message)))
 
     async def _forward_posted(self, connection: Connection, send: Send) -> None:
         """List changes and resource updates the session posts (its GET stream's share)."""
@@ -253,19 +254,3 @@ class HttpSse:
         except McpError as exc:
             tracker.discard(call.flight)
             connection.post(error_message(request.id, exc))
-
-
-async def _write(send: Send, chunk: bytes) -> None:
-    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-
-
-async def _until_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel(reason="client disconnected")
-
-
-async def _keep_alive(send: Send, interval: float) -> None:
-    while True:
-        await trio.sleep(interval)
-        await _write(send, sse.KEEPALIVE)

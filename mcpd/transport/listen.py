@@ -19,6 +19,7 @@ from mcpd.protocol.errors import InvalidParams
 from mcpd.protocol.jsonrpc import JsonObject, Request, dumps, notification_message, result_message
 from mcpd.protocol.meta import SERVER_INFO
 from mcpd.runtime.notices import ListKind, Notices
+from mcpd.transport import sse_io
 from mcpd.transport.asgi_io import Receive
 from mcpd.transport.exchange import Send
 from mcpd.transport.hypercorn_fixes import send_final_body
@@ -100,10 +101,10 @@ async def serve_listen(
         acknowledged = stream.message(
             "notifications/subscriptions/acknowledged", {"notifications": stream.honoured()}
         )
-        await _write(send, sse.event(dumps(acknowledged)))
+        await sse_io.write(send, sse.event(dumps(acknowledged)))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_until_disconnect, receive, nursery.cancel_scope)
-            nursery.start_soon(_keep_alive, send, keepalive)
+            nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope)
+            nursery.start_soon(sse_io.keep_alive, send, keepalive)
             nursery.start_soon(_forward, stream, send)
             await closing.wait()
             nursery.cancel_scope.cancel(reason="daemon shutting down")
@@ -121,20 +122,4 @@ async def serve_listen(
 async def _forward(stream: ListenStream, send: Send) -> None:
     while True:
         message = await stream.next()
-        await _write(send, sse.event(dumps(message)))
-
-
-async def _write(send: Send, chunk: bytes) -> None:
-    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-
-
-async def _until_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel(reason="client disconnected")
-
-
-async def _keep_alive(send: Send, interval: float) -> None:
-    while True:
-        await trio.sleep(interval)
-        await _write(send, sse.KEEPALIVE)
+        await sse_io.write(send, sse.event(dumps(message)))

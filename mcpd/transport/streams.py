@@ -17,6 +17,7 @@ from mcpd.protocol.errors import TransportError
 from mcpd.protocol.jsonrpc import dumps
 from mcpd.protocol.resume import EventLog
 from mcpd.runtime.sessions import Session
+from mcpd.transport import sse_io
 from mcpd.transport.asgi_io import Receive
 from mcpd.transport.exchange import Send
 from mcpd.transport.hypercorn_fixes import send_final_body
@@ -60,12 +61,12 @@ async def serve_get_stream(
         headers = [*sse.HEADERS, (b"mcp-session-id", session.id.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         if log is not None and prime and after is None:
-            await _write(send, log.priming())
+            await sse_io.write(send, log.priming())
         for framed in missed:
-            await _write(send, framed)
+            await sse_io.write(send, framed)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_until_disconnect, receive, nursery.cancel_scope)
-            nursery.start_soon(_keep_alive, send, keepalive)
+            nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope)
+            nursery.start_soon(sse_io.keep_alive, send, keepalive)
             nursery.start_soon(_forward, session, send, log)
             await session.wait_closed()
             nursery.cancel_scope.cancel(reason="session ended")
@@ -82,20 +83,4 @@ async def _forward(session: Session, send: Send, log: EventLog | None) -> None:
     while True:
         data = dumps(await session.next_posted())
         # Logged before it is written: if the write fails, a resume still delivers it.
-        await _write(send, log.record(data) if log is not None else sse.event(data))
-
-
-async def _write(send: Send, chunk: bytes) -> None:
-    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-
-
-async def _until_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel(reason="client disconnected")
-
-
-async def _keep_alive(send: Send, interval: float) -> None:
-    while True:
-        await trio.sleep(interval)
-        await send({"type": "http.response.body", "body": sse.KEEPALIVE, "more_body": True})
+        await sse_io.write(send, log.record(data) if log is not None else sse.event(data))
