@@ -61,7 +61,7 @@ class PluginsSettings:
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["auto", "json", "console"] = "auto"
+    format: Literal["auto", "json", "console", "journal"] = "auto"
     log_arguments: bool = False  # tool arguments are never logged unless this is true
 
 
@@ -206,7 +206,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
         LoggingSettings,
         {
             "level": ("level", _choice("debug", "info", "warning", "error")),
-            "format": ("format", _choice("auto", "json", "console")),
+            "format": ("format", _choice("auto", "json", "console", "journal")),
             "log_arguments": ("log_arguments", _bool),
         },
     ),
