@@ -1,17 +1,25 @@
-"""Logging: every event is a structlog event, rendered as JSON lines or for a console.
+"""Logging: every event is a structlog event, rendered as JSON lines, for a console or journald.
 
 Standard-library loggers (hypercorn's among them) go through the same processors, so one
 stream has one format. Request, session and tool context bound with structlog's contextvars
 appear in every event. Tracebacks never carry frame locals, and values under secret-looking
 keys, and tool arguments unless enabled, are redacted.
+
+When stderr is the journal (``$JOURNAL_STREAM`` names its device and inode), each event is
+one line ``<N>logger: event key=value ...``: ``<N>`` is the syslog priority journald reads
+(sd-daemon(3)), and there is no timestamp because the journal stamps every entry itself.
+journald ends an entry at a newline, so any value with a control character, tracebacks
+included, is written as a JSON string: its newlines become ``\\n`` and one event stays one entry.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import re
 import sys
-from typing import Any, Final, TextIO
+from typing import Any, Final, Literal, TextIO
 
 import orjson
 import structlog
@@ -63,26 +71,96 @@ def _json_serializer(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=repr).decode()
 
 
-def _shared(settings: LoggingSettings) -> list[Processor]:
-    return [
+# sd-daemon(3) priorities; structlog's add_log_level has already folded "warn" and
+# "exception" into "warning" and "error".
+_PRIORITIES: Final = {"debug": 7, "info": 6, "notice": 5, "warning": 4, "error": 3, "critical": 2}
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+# A value is written bare only when it cannot be read as JSON (no leading quote, bracket,
+# brace, digit or minus; not true/false/null) and holds no space, quote, "=" or backslash.
+_BARE: Final = re.compile(r'[^\s"=\\\[{\d\x00-\x1f\x7f-][^\s"=\\\x00-\x1f\x7f]*')
+_JSON_WORDS: Final = frozenset({"true", "false", "null"})
+
+
+class JournalRenderer:
+    """One event as one journal line: ``<6>mcpd.daemon: daemon.listening binds=[...] tools=3``.
+
+    Field values that are not plain words (spaces, quotes, control characters, text that
+    reads as JSON, or not a string at all) are written as compact JSON, so a traceback's
+    newlines become ``\\n``. Every field is then ``key=word`` or ``key=<JSON>``.
+    """
+
+    def __call__(self, logger: WrappedLogger, name: str, event: EventDict) -> str:
+        priority = _PRIORITIES.get(event.pop("level", "info"), 6)
+        source = event.pop("logger", None)
+        message = event.pop("event", "")
+        parts = [f"<{priority}>{source}:" if source else f"<{priority}>"]
+        if isinstance(message, str) and not _CONTROL.search(message):
+            parts.append(message)
+        else:
+            parts.append(_json_serializer(message))
+        parts.extend(
+            f"{_journal_atom(str(key))}={_journal_atom(value)}" for key, value in event.items()
+        )
+        return " ".join(parts)
+
+
+def _journal_atom(value: Any) -> str:
+    if isinstance(value, str) and _BARE.fullmatch(value) and value not in _JSON_WORDS:
+        return value
+    return _json_serializer(value)
+
+
+Format = Literal["json", "console", "journal"]
+
+
+def _shared(settings: LoggingSettings, fmt: Format) -> list[Processor]:
+    processors: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        Redactor(log_arguments=settings.log_arguments),
     ]
+    if fmt != "journal":  # the journal stamps each entry itself
+        processors.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
+    processors.append(Redactor(log_arguments=settings.log_arguments))
+    return processors
 
 
-def _renderer(settings: LoggingSettings, stream: TextIO) -> list[Processor]:
-    console = settings.format == "console" or (settings.format == "auto" and _is_tty(stream))
-    if console:
+def _renderer(fmt: Format, stream: TextIO) -> list[Processor]:
+    if fmt == "console":
         return [structlog.dev.ConsoleRenderer(colors=_is_tty(stream))]
+    if fmt == "journal":
+        # Python's own traceback text: it never includes frame locals.
+        return [structlog.processors.ExceptionRenderer(), JournalRenderer()]
     # Frame locals would leak tool arguments and tokens into logs.
     transformer = ExceptionDictTransformer(show_locals=False)
     return [
         structlog.processors.ExceptionRenderer(transformer),
         structlog.processors.JSONRenderer(serializer=_json_serializer),
     ]
+
+
+def resolve_format(settings: LoggingSettings, stream: TextIO) -> Format:
+    """The format ``auto`` stands for on ``stream``: journal, else console on a TTY, else JSON."""
+    if settings.format != "auto":
+        return settings.format
+    if is_journal(stream):
+        return "journal"
+    return "console" if _is_tty(stream) else "json"
+
+
+def is_journal(stream: TextIO) -> bool:
+    """Whether ``stream`` is the journal stream systemd connected (``$JOURNAL_STREAM``).
+
+    systemd sets ``JOURNAL_STREAM=<device>:<inode>`` for the stream it connected; the
+    variable survives into children whose stderr was redirected, so compare with the
+    file actually open.
+    """
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        status = os.fstat(stream.fileno())
+        return (int(device), int(inode)) == (status.st_dev, status.st_ino)
+    except (AttributeError, OSError, ValueError):  # no file behind it, or no/odd variable
+        return False
 
 
 def _is_tty(stream: TextIO) -> bool:
@@ -98,8 +176,9 @@ def configure_logging(settings: LoggingSettings, *, stream: TextIO | None = None
     per tool call. Idempotent: calling it again replaces the previous configuration.
     """
     out = stream if stream is not None else sys.stderr
-    shared = _shared(settings)
-    renderer = _renderer(settings, out)
+    fmt = resolve_format(settings, out)
+    shared = _shared(settings, fmt)
+    renderer = _renderer(fmt, out)
     _route_stdlib(settings, out, shared, renderer)
     structlog.configure(
         processors=[*shared, *renderer],

@@ -1,18 +1,23 @@
-"""Logging: one JSON object per line, bound context, redaction, no frame locals."""
+"""Logging: JSON lines or journal lines, bound context, redaction, no frame locals."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
 from mcpd.config import LoggingSettings
-from mcpd.logs import REDACTED, configure_logging
+from mcpd.logs import REDACTED, configure_logging, resolve_format
 
 
 @pytest.fixture
@@ -89,3 +94,159 @@ def test_console_format(capture: io.StringIO) -> None:
     structlog.get_logger("t").info("hello", key="value")
     assert "hello" in capture.getvalue()
     assert "key=value" in capture.getvalue()
+
+
+# --- the journal format --------------------------------------------------------------
+
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+def field(line: str, key: str) -> Any:
+    """The JSON-encoded value of ``key=`` in a journal line."""
+    start = line.index(f" {key}=") + len(key) + 2
+    value, _ = json.JSONDecoder().raw_decode(line, start)
+    return value
+
+
+@pytest.mark.parametrize(
+    ("method", "priority"),
+    [("debug", 7), ("info", 6), ("warning", 4), ("error", 3), ("critical", 2)],
+)
+def test_journal_priority_prefix_per_level(
+    capture: io.StringIO, method: str, priority: int
+) -> None:
+    configure_logging(LoggingSettings(level="debug", format="journal"), stream=capture)
+    getattr(structlog.get_logger("mcpd.test"), method)("tool.call", tool="echo")
+    assert capture.getvalue() == f"<{priority}>mcpd.test: tool.call tool=echo\n"
+
+
+def test_journal_lines_have_no_timestamp_and_keep_context(capture: io.StringIO) -> None:
+    configure_logging(LoggingSettings(format="journal"), stream=capture)
+    structlog.contextvars.bind_contextvars(request_id=7, session_id="s")
+    structlog.get_logger("mcpd.daemon").info(
+        "daemon.listening", binds=["http://127.0.0.1:1"], note="two words", ok=True
+    )
+    (line,) = capture.getvalue().splitlines()
+    assert line.startswith("<6>mcpd.daemon: daemon.listening ")
+    assert "timestamp" not in line
+    assert not ISO_TIME.search(line)
+    assert field(line, "binds") == ["http://127.0.0.1:1"]
+    assert field(line, "note") == "two words"
+    assert " ok=true" in line
+    assert " request_id=7" in line
+    assert " session_id=s" in line
+
+
+def test_journal_exception_stays_on_one_line_without_locals(capture: io.StringIO) -> None:
+    configure_logging(LoggingSettings(format="journal"), stream=capture)
+
+    def fail(password: str) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    password = "hun" + "ter2"  # a local, not source text the traceback quotes
+    try:
+        fail(password)
+    except RuntimeError:
+        structlog.get_logger("mcpd.runtime").exception("tool.crashed", tool="crash")
+    text = capture.getvalue()
+    assert text.count("\n") == 1
+    assert text.startswith("<3>mcpd.runtime: tool.crashed tool=crash exception=")
+    assert "hunter2" not in text
+    traceback = field(text, "exception")
+    assert traceback.startswith("Traceback (most recent call last):\n")
+    assert "RuntimeError: boom\nsecond line" in traceback
+
+
+def test_journal_control_characters_never_split_an_event(capture: io.StringIO) -> None:
+    configure_logging(LoggingSettings(format="journal"), stream=capture)
+    structlog.get_logger("t").info("two\nlines", value="a\rb\x00c", **{"odd key": "x"})
+    (line,) = capture.getvalue().splitlines()
+    assert line.startswith('<6>t: "two\\nlines" ')
+    assert field(line, "value") == "a\rb\x00c"
+    assert '"odd key"=x' in line
+
+
+@pytest.mark.parametrize("log_arguments", [False, True])
+def test_journal_redacts_secrets_and_arguments(capture: io.StringIO, log_arguments: bool) -> None:
+    settings = LoggingSettings(format="journal", log_arguments=log_arguments)
+    configure_logging(settings, stream=capture)
+    structlog.get_logger("t").info("x", authorization="Bearer abc", arguments={"q": 1})
+    (line,) = capture.getvalue().splitlines()
+    assert "Bearer" not in line
+    assert field(line, "authorization") == REDACTED
+    assert field(line, "arguments") == ({"q": 1} if log_arguments else REDACTED)
+
+
+def test_journal_stdlib_records_share_the_format(capture: io.StringIO) -> None:
+    configure_logging(LoggingSettings(format="journal"), stream=capture)
+    errors = logging.getLogger("hypercorn.error")
+    errors.warning("Running on %s", "http://127.0.0.1:1")
+    try:
+        raise ValueError("bad frame")
+    except ValueError:
+        errors.exception("Error in ASGI Framework")
+    running, failed = capture.getvalue().splitlines()
+    assert running == "<4>hypercorn.error: Running on http://127.0.0.1:1"
+    assert failed.startswith("<3>hypercorn.error: Error in ASGI Framework exception=")
+    assert "ValueError: bad frame" in field(failed, "exception")
+
+
+# --- which format "auto" picks ---------------------------------------------------------
+
+
+def journal_stream_of(path: Path) -> str:
+    status = path.stat()
+    return f"{status.st_dev}:{status.st_ino}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [("match", "journal"), ("other", "json"), (None, "json"), ("garbage", "json")],
+)
+def test_auto_picks_journal_only_when_journal_stream_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str | None, expected: str
+) -> None:
+    path = tmp_path / "stderr"
+    path.touch()
+    values = {
+        "match": journal_stream_of(path),
+        "other": journal_stream_of(tmp_path),
+        "garbage": "not-a-device",
+    }
+    if variable is None:
+        monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    else:
+        monkeypatch.setenv("JOURNAL_STREAM", values[variable])
+    with path.open("w") as stream:
+        assert resolve_format(LoggingSettings(), stream) == expected
+    assert resolve_format(LoggingSettings(), io.StringIO()) == "json"  # no file behind it
+
+
+LOG_ONE_EVENT = """
+import structlog
+from mcpd.config import LoggingSettings
+from mcpd.logs import configure_logging
+
+configure_logging(LoggingSettings())
+structlog.get_logger("mcpd.test").warning("hello", n=1)
+"""
+
+
+@pytest.mark.parametrize("matching", [True, False])
+def test_daemon_stderr_on_the_journal_gets_journal_lines(tmp_path: Path, matching: bool) -> None:
+    path = tmp_path / "stderr"
+    path.touch()
+    other = tmp_path / "elsewhere"
+    other.touch()
+    env = {**os.environ, "JOURNAL_STREAM": journal_stream_of(path if matching else other)}
+    with path.open("w") as stderr:
+        subprocess.run(
+            [sys.executable, "-c", LOG_ONE_EVENT], stderr=stderr, env=env, check=True, timeout=60
+        )
+    text = path.read_text()
+    if matching:
+        assert text == "<4>mcpd.test: hello n=1\n"
+    else:
+        (event,) = [json.loads(line) for line in text.splitlines()]
+        assert event["event"] == "hello"
+        assert "timestamp" in event
