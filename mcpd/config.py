@@ -66,11 +66,21 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    # A separate listener for the health and metrics endpoints; empty = the main listener.
+    listen: tuple[str, ...] = ()
+    path: str = "/metrics"
+    healthz_path: str = "/healthz"
+    readyz_path: str = "/readyz"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     tools: ToolsSettings = field(default_factory=ToolsSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     plugin: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [plugin.<name>] tables
     source: str = "<embedded defaults>"  # what was loaded, for logs
 
@@ -150,6 +160,10 @@ def _listen(value: Any, where: str) -> tuple[str, ...]:
         raise _fail(where, str(exc)) from None
 
 
+def _listen_or_none(value: Any, where: str) -> tuple[str, ...]:
+    return _listen(value, where) if value != [] else ()
+
+
 def parse_listen(value: str) -> str:
     """Validate one listen address; returns the form hypercorn's ``bind`` understands."""
     if value.startswith("unix:"):
@@ -208,6 +222,15 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "level": ("level", _choice("debug", "info", "warning", "error")),
             "format": ("format", _choice("auto", "json", "console", "journal")),
             "log_arguments": ("log_arguments", _bool),
+        },
+    ),
+    "metrics": (
+        MetricsSettings,
+        {
+            "listen": ("listen", _listen_or_none),
+            "path": ("path", _path),
+            "healthz_path": ("healthz_path", _path),
+            "readyz_path": ("readyz_path", _path),
         },
     ),
 }
