@@ -1,9 +1,12 @@
-"""Daemon settings: the typed model every other module reads, and how TOML becomes it.
+"""Daemon settings: the typed model every other module reads, and how layers of TOML become it.
 
-The embedded ``defaults.toml`` (package data) holds every key with its default, so zero-config
-works. A config file overrides any subset: tables merge, values replace. Keys are strict
-everywhere except inside ``[plugin.<name>]`` tables, which belong to the plugins; every error
-names the file and the dotted key.
+Layers, lowest first: the embedded ``defaults.toml`` (package data, every key with its
+default, so zero-config works), the system file and its drop-ins (``mcpd.config_files``),
+``--config``, then a few command-line flags. Tables merge and values replace, key by key,
+``[plugin.<name>]`` tables included. Keys are strict everywhere except inside those plugin
+tables, which belong to the plugins; every error names the file and the dotted key. Values may
+be secret references (``mcpd.secret_values``), resolved at load. Each effective value keeps
+its origin, which ``mcpd config show`` prints.
 """
 
 from __future__ import annotations
@@ -11,12 +14,16 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import math
+import os
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+
+from mcpd.config_files import DropInError, config_files
+from mcpd.secret_values import Environ, SecretError, references, resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +92,6 @@ class Settings:
     source: str = "<embedded defaults>"  # what was loaded, for logs
 
 
-DEFAULT_CONFIG_PATH = Path("/etc/mcpd/mcpd.toml")
 EMBEDDED = "<embedded defaults>"
 
 
@@ -259,66 +265,142 @@ def _read_file(path: Path) -> dict[str, Any]:
     return _read(text, str(path))
 
 
-def _convert(document: Mapping[str, Any], origin: str) -> dict[str, dict[str, Any]]:
-    """Check one file's keys and types; returns {table: {field: value}}."""
-    converted: dict[str, dict[str, Any]] = {}
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One value of the effective config and the layer it came from."""
+
+    value: Any
+    origin: str  # a file, "<embedded defaults>" or a command-line flag
+    secrets: tuple[str, ...] = ()  # where the secrets in ``value`` came from ("$env:TOKEN")
+
+
+Key = tuple[str, ...]  # ("server", "listen") or ("plugin", "<name>", "<key>")
+Entries = dict[Key, Entry]
+
+
+def _convert(document: Mapping[str, Any], origin: str, environ: Environ) -> Entries:
+    """Check one layer's keys and types and resolve its secrets; one entry per leaf key."""
+    entries: Entries = {}
     for table, values in document.items():
-        where = f"{origin}: {table}"
         if table == "plugin":
-            converted["plugin"] = _plugin_tables(values, where)
-            continue
-        if table not in _SCHEMA:
-            raise _unknown(f"{origin}: {table}", table, [*_SCHEMA, "plugin"])
-        if not isinstance(values, dict):
-            raise _fail(where, "expected a table")
-        keys = _SCHEMA[table][1]
-        fields = converted.setdefault(table, {})
-        for key, value in values.items():
-            if key not in keys:
-                raise _unknown(f"{where}.{key}", key, list(keys))
-            name, convert = keys[key]
-            fields[name] = convert(value, f"{where}.{key}")
-    return converted
-
-
-def _plugin_tables(values: Any, where: str) -> dict[str, Any]:
-    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
-        raise _fail(where, "expected [plugin.<name>] tables")
-    return values
-
-
-def _merge(base: dict[str, dict[str, Any]], overlay: dict[str, dict[str, Any]]) -> None:
-    for table, fields in overlay.items():
-        if table == "plugin":
-            plugins = base.setdefault("plugin", {})
-            for name, settings in fields.items():
-                plugins[name] = {**plugins.get(name, {}), **settings}
+            entries.update(_plugin_entries(values, origin, environ))
+        elif table in _SCHEMA:
+            entries.update(_table_entries(table, values, origin, environ))
         else:
-            base.setdefault(table, {}).update(fields)
+            raise _unknown(f"{origin}: {table}", table, [*_SCHEMA, "plugin"])
+    return entries
 
 
-def _embedded() -> dict[str, dict[str, Any]]:
+def _table_entries(table: str, values: Any, origin: str, environ: Environ) -> Entries:
+    where = f"{origin}: {table}"
+    if not isinstance(values, dict):
+        raise _fail(where, "expected a table")
+    keys = _SCHEMA[table][1]
+    entries: Entries = {}
+    for key, value in values.items():
+        if key not in keys:
+            raise _unknown(f"{where}.{key}", key, list(keys))
+        raw = _resolve(value, origin, f"{table}.{key}", environ)
+        converted = keys[key][1](raw, f"{where}.{key}")
+        entries[table, key] = Entry(converted, origin, tuple(references(raw)))
+    return entries
+
+
+def _plugin_entries(values: Any, origin: str, environ: Environ) -> Entries:
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise _fail(f"{origin}: plugin", "expected [plugin.<name>] tables")
+    entries: Entries = {}
+    for name, table in values.items():
+        for key, value in table.items():
+            raw = _resolve(value, origin, f"plugin.{name}.{key}", environ)
+            entries["plugin", name, key] = Entry(raw, origin, tuple(references(raw)))
+    return entries
+
+
+def _resolve(value: Any, origin: str, key: str, environ: Environ) -> Any:
+    try:
+        return resolve(value, environ, key)
+    except SecretError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def _embedded(environ: Environ) -> Entries:
     text = resources.files("mcpd").joinpath("defaults.toml").read_text(encoding="utf-8")
-    return _convert(_read(text, EMBEDDED), EMBEDDED)
+    return _convert(_read(text, EMBEDDED), EMBEDDED, environ)
 
 
-def load_settings(path: Path | None = None, *, listen: Sequence[str] = ()) -> Settings:
-    """Embedded defaults, then the config file, then ``--listen`` overrides.
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """The settings, each value with its origin, and the files read."""
 
-    An explicit ``path`` must exist; without one, ``/etc/mcpd/mcpd.toml`` is read when present.
+    settings: Settings
+    entries: Mapping[Key, Entry]
+    files: tuple[str, ...]
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    listen: Sequence[str] = (),
+    log_level: str | None = None,
+    log_format: str | None = None,
+    environ: Environ | None = None,
+) -> LoadedConfig:
+    """Every layer, lowest first: embedded defaults, the system file, its drop-ins, ``path``
+    (``--config``), then the ``--listen``/``--log-level``/``--log-format`` flags.
+
+    Tables merge and values replace, key by key (``[plugin.<name>]`` tables too).
     """
-    merged = _embedded()
-    source = EMBEDDED
-    if path is None and DEFAULT_CONFIG_PATH.exists():
-        path = DEFAULT_CONFIG_PATH
-    if path is not None:
-        _merge(merged, _convert(_read_file(path), str(path)))
-        source = str(path)
+    environ = os.environ if environ is None else environ
+    entries = _embedded(environ)
+    try:
+        files = config_files(path, environ)
+    except DropInError as exc:
+        raise ConfigError(str(exc)) from None
+    for file in files:
+        entries.update(_convert(_read_file(file), str(file), environ))
+    entries.update(_flags(listen, log_level, log_format))
+    source = ", ".join(map(str, files)) or EMBEDDED
+    return LoadedConfig(_build(entries, source), entries, tuple(map(str, files)))
+
+
+def _flags(listen: Sequence[str], log_level: str | None, log_format: str | None) -> Entries:
+    entries: Entries = {}
     if listen:
-        merged["server"]["listen"] = _listen(list(listen), "--listen")
-    return _build(merged, source)
+        entries["server", "listen"] = Entry(_listen(list(listen), "--listen"), "--listen")
+    logging = _SCHEMA["logging"][1]
+    for key, flag, value in (
+        ("level", "--log-level", log_level),
+        ("format", "--log-format", log_format),
+    ):
+        if value is not None:
+            entries["logging", key] = Entry(logging[key][1](value, flag), flag)
+    return entries
 
 
-def _build(merged: dict[str, dict[str, Any]], source: str) -> Settings:
-    tables = {table: _SCHEMA[table][0](**merged.get(table, {})) for table in _SCHEMA}
-    return Settings(**tables, plugin=merged.get("plugin", {}), source=source)
+def load_settings(
+    path: Path | None = None,
+    *,
+    listen: Sequence[str] = (),
+    log_level: str | None = None,
+    log_format: str | None = None,
+    environ: Environ | None = None,
+) -> Settings:
+    """The effective settings (see ``load_config``)."""
+    loaded = load_config(
+        path, listen=listen, log_level=log_level, log_format=log_format, environ=environ
+    )
+    return loaded.settings
+
+
+def _build(entries: Entries, source: str) -> Settings:
+    fields: dict[str, dict[str, Any]] = {table: {} for table in _SCHEMA}
+    plugin: dict[str, dict[str, Any]] = {}
+    for key, entry in entries.items():
+        if key[0] == "plugin":
+            plugin.setdefault(key[1], {})[key[2]] = entry.value
+        else:
+            table, name = key
+            fields[table][_SCHEMA[table][1][name][0]] = entry.value
+    tables = {table: _SCHEMA[table][0](**fields[table]) for table in _SCHEMA}
+    return Settings(**tables, plugin=plugin, source=source)

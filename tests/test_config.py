@@ -14,9 +14,11 @@ from mcpd.config import (
     ServerSettings,
     Settings,
     ToolsSettings,
+    load_config,
     load_settings,
     parse_listen,
 )
+from mcpd.config_files import system_config_path
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -152,3 +154,111 @@ def test_parse_listen_rejects(value: str) -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().source = "x"  # type: ignore[misc]
+
+
+# -- layers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def no_system_file(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point the system config at an empty directory: /etc/mcpd on this machine is not read."""
+    monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(tmp_path_factory.mktemp("no-etc")))
+
+
+def system(tmp_path: Path, text: str, **drop_ins: str) -> dict[str, str]:
+    """A system directory holding ``mcpd.toml`` (unless text is empty) and named drop-ins."""
+    etc = tmp_path / "etc"
+    (etc / "mcpd.toml.d").mkdir(parents=True)
+    if text:
+        (etc / "mcpd.toml").write_text(text)
+    for name, body in drop_ins.items():
+        (etc / "mcpd.toml.d" / name.replace("_", "-")).write_text(body)
+    return {"CONFIGURATION_DIRECTORY": f"{etc}:/elsewhere"}
+
+
+def test_layer_precedence(tmp_path: Path) -> None:
+    environ = system(
+        tmp_path,
+        "[tools]\npage_size = 1\ndefault_timeout_seconds = 1\ninput_timeout_seconds = 1\n"
+        '[logging]\nlevel = "warning"\n',
+        # lexical order: 10 before 20 before 9; the last one read wins
+        **{"20_b.toml": "[tools]\npage_size = 3\ndefault_timeout_seconds = 3\n"},
+        **{"10_a.toml": "[tools]\npage_size = 2\ndefault_timeout_seconds = 2\n"},
+        **{"9_c.toml": "[tools]\npage_size = 4\n"},
+    )
+    explicit = write(tmp_path, '[tools]\npage_size = 5\n[logging]\nlevel = "error"\n')
+    loaded = load_config(explicit, log_level="debug", environ=environ)
+    etc = tmp_path / "etc"
+    assert loaded.files == (
+        str(etc / "mcpd.toml"),
+        str(etc / "mcpd.toml.d" / "10-a.toml"),
+        str(etc / "mcpd.toml.d" / "20-b.toml"),
+        str(etc / "mcpd.toml.d" / "9-c.toml"),
+        str(explicit),
+    )
+    tools = loaded.settings.tools
+    assert (tools.input_timeout, tools.default_timeout, tools.page_size) == (1.0, 3.0, 5)
+    assert loaded.settings.logging.level == "debug"
+    assert loaded.entries["tools", "input_timeout_seconds"].origin == str(etc / "mcpd.toml")
+    assert loaded.entries["tools", "default_timeout_seconds"].origin.endswith("20-b.toml")
+    assert loaded.entries["tools", "page_size"].origin == str(explicit)
+    assert loaded.entries["logging", "level"].origin == "--log-level"
+    assert loaded.entries["server", "path"].origin == "<embedded defaults>"
+    assert loaded.settings.source == ", ".join(loaded.files)
+
+
+def test_tables_merge_per_key_and_lists_replace(tmp_path: Path) -> None:
+    environ = system(
+        tmp_path,
+        '[server]\nallowed_hosts = ["a", "b"]\n[plugin.example]\nx = 1\ny = [1, 2]\n',
+        **{
+            "50_more.toml": '[server]\nallowed_hosts = ["c"]\n[plugin.example]\ny = [3]\n[plugin.other]\nz = true\n'
+        },
+    )
+    settings = load_settings(environ=environ)
+    assert settings.server.allowed_hosts == ("c",)
+    assert settings.plugin == {"example": {"x": 1, "y": [3]}, "other": {"z": True}}
+
+
+def test_drop_ins_apply_without_a_system_file(tmp_path: Path) -> None:
+    environ = system(
+        tmp_path,
+        "",
+        **{"50_x.toml": "[tools]\npage_size = 9\n", ".hidden.toml": "x", "notes.txt": "x"},
+    )
+    loaded = load_config(environ=environ)
+    assert loaded.files == (str(tmp_path / "etc" / "mcpd.toml.d" / "50-x.toml"),)
+    assert loaded.settings.tools.page_size == 9
+
+
+def test_configuration_directory_or_etc(tmp_path: Path) -> None:
+    assert system_config_path({}) == Path("/etc/mcpd/mcpd.toml")
+    assert system_config_path({"CONFIGURATION_DIRECTORY": "/a:/b"}) == Path("/a/mcpd.toml")
+
+
+def test_config_naming_the_system_file_keeps_drop_ins_above_it(tmp_path: Path) -> None:
+    environ = system(
+        tmp_path, "[tools]\npage_size = 1\n", **{"50_x.toml": "[tools]\npage_size = 2\n"}
+    )
+    loaded = load_config(tmp_path / "etc" / "mcpd.toml", environ=environ)
+    assert len(loaded.files) == 2
+    assert loaded.settings.tools.page_size == 2
+
+
+def test_unknown_key_in_a_drop_in_names_that_file(tmp_path: Path) -> None:
+    environ = system(
+        tmp_path, "[tools]\npage_size = 1\n", **{"50_typo.toml": "[tools]\npage_sise = 2\n"}
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=environ)
+    drop_in = tmp_path / "etc" / "mcpd.toml.d" / "50-typo.toml"
+    assert str(info.value).startswith(
+        f"{drop_in}: tools.page_sise: unknown key (did you mean 'page_size'?)"
+    )
+
+
+def test_a_bad_flag_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match="--log-format: expected one of"):
+        load_settings(log_format="loud")
