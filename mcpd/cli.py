@@ -1,16 +1,18 @@
-"""The ``mcpd`` command line: serve, inspect tools and plugins, check config."""
+"""The ``mcpd`` command line: serve, inspect tools and plugins, check and show the config."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcpd._version import __version__
-from mcpd.config import ConfigError, Settings, load_settings, parse_listen
+from mcpd.config import EMBEDDED, ConfigError, LoadedConfig, Settings, load_config
+from mcpd.config_show import render_json, render_text
 
 if TYPE_CHECKING:
     from mcpd.plugin.registry import Registry
@@ -23,15 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcpd", description="MCP server daemon.")
     parser.add_argument("--version", action="version", version=f"mcpd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the daemon")
-    _config_option(serve)
-    serve.add_argument(
-        "--listen",
-        action="append",
-        default=[],
-        metavar="ADDR",
-        help="HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable; replaces server.listen)",
-    )
+    _overrides(commands.add_parser("serve", help="run the daemon"))
     tools = commands.add_parser("tools", help="inspect tools").add_subparsers(
         dest="action", required=True
     )
@@ -43,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="configuration").add_subparsers(
         dest="action", required=True
     )
-    _config_option(config.add_parser("check", help="validate the configuration and exit"))
+    _overrides(config.add_parser("check", help="validate what serve or a reload would load"))
+    show = config.add_parser("show", help="print the effective config and each value's origin")
+    _overrides(show)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -52,8 +49,22 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         metavar="PATH",
-        help="config file (default: /etc/mcpd/mcpd.toml if present)",
+        help="config file read last, above /etc/mcpd/mcpd.toml and its mcpd.toml.d/ drop-ins",
     )
+
+
+def _overrides(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and the flags that override single keys, as ``serve`` takes them."""
+    _config_option(parser)
+    parser.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable; replaces server.listen)",
+    )
+    parser.add_argument("--log-level", metavar="LEVEL", help="replaces logging.level")
+    parser.add_argument("--log-format", metavar="FORMAT", help="replaces logging.format")
 
 
 def _listing(parser: argparse.ArgumentParser) -> None:
@@ -63,29 +74,53 @@ def _listing(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    load = _loader(args)
     try:
-        listen = [parse_listen(value) for value in getattr(args, "listen", [])]
-        settings = load_settings(args.config, listen=listen)
-    except (ConfigError, ValueError) as exc:
+        loaded = load()
+    except ConfigError as exc:
         print(f"mcpd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "serve":
-        return _serve(settings)
+        return _serve(loaded.settings, partial(_settings, load))
     if args.command == "config":
-        print(f"OK: {settings.source}")
-        return 0
-    registry = _registry(settings)
+        return _config(args.action, loaded, as_json=getattr(args, "json", False))
+    registry = _registry(loaded.settings)
     if args.command == "tools":
         return _print_tools(registry, as_json=args.json)
     return _print_plugins(registry, as_json=args.json)
 
 
-def _serve(settings: Settings) -> int:
+def _loader(args: argparse.Namespace) -> Callable[[], LoadedConfig]:
+    """Load every layer with this command line's arguments; a reload calls it again."""
+    return partial(
+        load_config,
+        args.config,
+        listen=getattr(args, "listen", ()),
+        log_level=getattr(args, "log_level", None),
+        log_format=getattr(args, "log_format", None),
+    )
+
+
+def _settings(load: Callable[[], LoadedConfig]) -> Settings:
+    return load().settings
+
+
+def _config(action: str, loaded: LoadedConfig, *, as_json: bool) -> int:
+    if action == "check":
+        print(f"OK: {', '.join([EMBEDDED, *loaded.files])}")
+    elif as_json:
+        print(render_json(loaded))
+    else:
+        print(render_text(loaded), end="")
+    return 0
+
+
+def _serve(settings: Settings, reread: Callable[[], Settings]) -> int:
     from mcpd.daemon import run
     from mcpd.logs import configure_logging
 
     configure_logging(settings.logging)
-    return run(settings)
+    return run(settings, reread=reread)
 
 
 def _registry(settings: Settings) -> Registry:

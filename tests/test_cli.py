@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +31,9 @@ def test_version() -> None:
 def test_config_check(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text("[tools]\npage_size = 5\n")
-    result = mcpd("config", "check", "--config", str(good))
+    result = mcpd("config", "check", "--config", str(good), env=isolated(tmp_path))
     assert result.returncode == 0
-    assert result.stdout.strip() == f"OK: {good}"
+    assert result.stdout.strip() == f"OK: <embedded defaults>, {good}"
 
 
 def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
@@ -80,3 +81,82 @@ def test_disabled_plugin_is_reported(tmp_path: Path) -> None:
     assert next(p for p in plugins if p["name"] == "example")["state"] == "disabled"
     tools = json.loads(mcpd("tools", "list", "--json", "--config", str(config)).stdout)
     assert "countdown" not in [tool["name"] for tool in tools]
+
+
+def isolated(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment with the system config directory in ``tmp_path/etc`` (maybe absent)."""
+    return {**os.environ, "CONFIGURATION_DIRECTORY": str(tmp_path / "etc"), **extra}
+
+
+SECRET = "cli-s3cr3t-4b7e"
+
+
+def layered(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A system file with a secret, a drop-in, and an explicit file."""
+    etc = tmp_path / "etc"
+    (etc / "mcpd.toml.d").mkdir(parents=True)
+    (etc / "mcpd.toml").write_text(
+        '[tools]\npage_size = 3\n[plugin.example]\ntoken = { "$env" = "MCPD_TEST_SECRET" }\n'
+    )
+    drop_in = etc / "mcpd.toml.d" / "50-off.toml"
+    drop_in.write_text('[plugins]\ndisable = ["example"]\n')
+    explicit = tmp_path / "local.toml"
+    explicit.write_text('[logging]\nlevel = "debug"\n')
+    return drop_in, explicit, isolated(tmp_path, MCPD_TEST_SECRET=SECRET)
+
+
+def test_config_show_names_each_origin_and_masks_secrets(tmp_path: Path) -> None:
+    drop_in, explicit, env = layered(tmp_path)
+    args = ("--config", str(explicit), "--listen", "127.0.0.1:9", "--log-format", "json")
+    shown = mcpd("config", "show", *args, env=env)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert f"page_size = 3  # {tmp_path / 'etc' / 'mcpd.toml'}" in lines
+    assert f'disable = ["example"]  # {drop_in}' in lines
+    assert f'level = "debug"  # {explicit}' in lines
+    assert 'format = "json"  # --log-format' in lines
+    assert 'listen = ["127.0.0.1:9"]  # --listen' in lines
+    assert 'path = "/mcp"  # <embedded defaults>' in lines
+    assert any(
+        line.startswith('token = "********"  #') and "$env:MCPD_TEST_SECRET" in line
+        for line in lines
+    )
+    as_json = mcpd("config", "show", "--json", *args, env=env)
+    document = json.loads(as_json.stdout)
+    assert document["files"] == [str(tmp_path / "etc" / "mcpd.toml"), str(drop_in), str(explicit)]
+    assert document["config"]["plugins"]["disable"] == {
+        "value": ["example"],
+        "origin": str(drop_in),
+    }
+    checked = mcpd("config", "check", *args, env=env)
+    assert checked.returncode == 0
+    assert checked.stdout.strip() == f"OK: <embedded defaults>, {', '.join(document['files'])}"
+    for result in (shown, as_json, checked):
+        assert SECRET not in result.stdout + result.stderr
+
+
+def test_config_check_fails_on_an_unresolvable_secret(tmp_path: Path) -> None:
+    *_, env = layered(tmp_path)
+    del env["MCPD_TEST_SECRET"]
+    for command in (("config", "check"), ("config", "show"), ("serve",)):
+        result = mcpd(*command, env=env)
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            f"mcpd: {tmp_path / 'etc' / 'mcpd.toml'}: plugin.example.token: "
+            "$env 'MCPD_TEST_SECRET': the environment variable is not set"
+        )
+        assert result.stdout == ""
+
+
+def test_config_check_fails_on_a_bad_drop_in(tmp_path: Path) -> None:
+    drop_in, _, env = layered(tmp_path)
+    drop_in.write_text("[plugins]\ndisabel = []\n")
+    result = mcpd("config", "check", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"mcpd: {drop_in}: plugins.disabel: unknown key (did you mean 'disable'?)"
+    )
+    drop_in.unlink()
+    missing = mcpd("config", "check", "--config", str(tmp_path / "absent.toml"), env=env)
+    assert missing.returncode == 2
+    assert "cannot read config file" in missing.stderr
