@@ -7,6 +7,10 @@ hypercorn stop, so that nothing of ours is cut mid-stream by hypercorn's own dea
 A reload (SIGHUP) re-reads the config and swaps in a freshly loaded plugin registry; calls in
 flight finish on the registry they started with. Under systemd the daemon serves the sockets
 it was handed, reports READY/RELOADING/STOPPING, and feeds the watchdog (``mcpd.systemd``).
+
+Health and metrics (``mcpd.transport.health``) are served beside the MCP endpoint, or on a
+listener of their own that starts before the main one and stops after it, so that /readyz
+can be seen saying "not yet" and "draining".
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import hypercorn.trio
@@ -25,7 +28,8 @@ import structlog
 import trio
 from hypercorn.config import Config
 
-from mcpd.config import EMBEDDED, ConfigError, Settings, load_settings
+from mcpd.config import ConfigError, Settings, load_settings
+from mcpd.metrics import Metrics
 from mcpd.plugin.registry import Registry, load_registry
 from mcpd.runtime.dispatch import Dispatcher
 from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests
@@ -33,8 +37,9 @@ from mcpd.runtime.notices import Notices
 from mcpd.runtime.sessions import SessionManager
 from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
 from mcpd.transport import hypercorn_fixes
-from mcpd.transport.app import McpApp
+from mcpd.transport.app import App, McpApp
 from mcpd.transport.endpoint import Endpoint
+from mcpd.transport.health import HealthApp, Readiness, readiness
 from mcpd.transport.http_sse import HttpSse
 
 if TYPE_CHECKING:
@@ -59,6 +64,8 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.registry = registry if registry is not None else _load(settings)
+        self.metrics = Metrics()
+        self.metrics.plugins_loaded(self.registry.plugins, len(self.registry.tools))
         self.tracker = FlightTracker()
         server = settings.server
         self.notices = Notices()
@@ -66,26 +73,40 @@ class Daemon:
             notices=self.notices,
             idle_timeout=server.session_idle_timeout,
             max_sessions=server.max_sessions,
+            metrics=self.metrics,
         )
+        self.metrics.watch(in_flight=self.tracker.__len__, sessions=self.sessions.__len__)
         self.dispatcher = Dispatcher(
             self.registry,
             settings.tools,
             log_arguments=settings.logging.log_arguments,
             notices=self.notices,
+            metrics=self.metrics,
         )
         self.stateless = StatelessRequests()
         self.endpoint = Endpoint(
-            server, self.dispatcher, self.sessions, self.stateless, self.tracker
+            server,
+            self.dispatcher,
+            self.sessions,
+            self.stateless,
+            self.tracker,
+            metrics=self.metrics,
         )
-        routes = {}
+        routes: dict[str, App] = {}
         if server.http_sse:
             self.http_sse = HttpSse(server, self.endpoint)
             routes = {
                 server.sse_path: self.http_sse.serve_sse,
                 server.messages_path: self.http_sse.serve_messages,
             }
+        self.health = HealthApp(settings.metrics, self.metrics, self.readiness)
+        if not settings.metrics.listen:
+            routes.update(self.health.routes())
         self.app = McpApp(self.endpoint, server.path, routes)
+        self._listening = False
         self._stop_http = trio.Event()
+        self._stop_health = trio.Event()
+        self.health_binds: list[str] = []
         self._grace = trio.CancelScope()
         self.service = service if service is not None else ServiceEnvironment()
         self.notifier = Notifier(self.service.notify_socket)
@@ -105,26 +126,61 @@ class Daemon:
                 nursery.start_soon(keep_watchdog_fed, self.notifier, self.service.watchdog_interval)
             await nursery.start(self.sessions.run)
             await nursery.start(self.stateless.run)
-            async with trio.open_nursery() as http:
-                serve = partial(
-                    hypercorn.trio.serve,
-                    cast("ASGIFramework", self.app),
-                    config,
-                    shutdown_trigger=self._stop_http.wait,
-                )
-                binds: list[str] = await http.start(serve)
-                self.binds = binds
-                log.info(
-                    "daemon.listening",
-                    binds=binds,
-                    path=self.settings.server.path,
-                    tools=len(self.registry.tools),
-                    plugins=_loaded_plugins(self.registry),
-                )
-                self.notifier.ready(self.status())
-                task_status.started(binds)
+            async with trio.open_nursery() as health:
+                if self.settings.metrics.listen:
+                    self.health_binds = await health.start(self._serve_health)
+                async with trio.open_nursery() as http:
+                    serve = partial(
+                        hypercorn.trio.serve,
+                        cast("ASGIFramework", self.app),
+                        config,
+                        shutdown_trigger=self._stop_http.wait,
+                    )
+                    binds: list[str] = await http.start(serve)
+                    self.binds = binds
+                    self._listening = True
+                    log.info(
+                        "daemon.listening",
+                        binds=binds,
+                        path=self.settings.server.path,
+                        health_binds=self.health_binds,
+                        tools=len(self.registry.tools),
+                        plugins=_loaded_plugins(self.registry),
+                    )
+                    self.notifier.ready(self.status())
+                    task_status.started(binds)
+                # The health listener outlives the main one: /readyz says "draining" to the end.
+                self._stop_health.set()
             nursery.cancel_scope.cancel(reason="daemon stopped")
         self.notices.uninstall()
+
+    async def _serve_health(
+        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        config = self._hypercorn_config(list(self.settings.metrics.listen))
+        await hypercorn.trio.serve(
+            cast("ASGIFramework", self.health),
+            config,
+            shutdown_trigger=self._stop_health.wait,
+            task_status=task_status,
+        )
+
+    def readiness(self) -> Readiness:
+        """What /readyz reports: counts only, never config values."""
+        plugins = {"loaded": 0, "failed": 0, "disabled": 0}
+        for plugin in self.registry.plugins:
+            plugins[plugin.state] += 1
+        counts = {
+            "tools": len(self.registry.tools),
+            "sessions": len(self.sessions),
+            "in_flight": len(self.tracker),
+        }
+        return readiness(
+            listening=self._listening,
+            accepting=self.tracker.accepting,
+            plugins=plugins,
+            counts=counts,
+        )
 
     async def shutdown(self) -> None:
         """Drain, cancel, end sessions, then stop hypercorn."""
@@ -171,8 +227,10 @@ class Daemon:
                 self.notifier.ready(
                     f"{self.status()}; reload failed, kept the running config: {exc}"
                 )
+                self.metrics.reloaded(ok=False)
                 return False
             self._swap(settings, registry)
+            self.metrics.reloaded(ok=True)
             self.notifier.ready(self.status())
             return True
 
@@ -188,6 +246,7 @@ class Daemon:
         )
         self.registry = registry
         self.dispatcher.swap_registry(registry)
+        self.metrics.plugins_loaded(registry.plugins, len(registry.tools))
         log.info(
             "daemon.reloaded",
             source=settings.source,
@@ -217,9 +276,9 @@ class Daemon:
         )
         return [s.bind for s in self.service.sockets]
 
-    def _hypercorn_config(self) -> Config:
+    def _hypercorn_config(self, binds: list[str] | None = None) -> Config:
         config = Config()
-        config.bind = self._binds()
+        config.bind = binds if binds is not None else self._binds()
         config.keep_alive_timeout = self.settings.server.keep_alive_timeout
         config.graceful_timeout = HYPERCORN_GRACE
         config.read_timeout = None  # it would also cut long SSE responses
@@ -234,15 +293,19 @@ def _loaded_plugins(registry: Registry) -> int:
 
 
 def reread_settings(settings: Settings) -> Settings:
-    """Load the config again from where ``settings`` came from."""
-    return load_settings(None if settings.source == EMBEDDED else Path(settings.source))
+    """Load the config layers again (system file and drop-ins; no command-line layers).
+
+    ``mcpd serve`` passes its own ``reread``, which repeats its ``--config`` and flags too;
+    this default serves daemons built without one.
+    """
+    return load_settings()
 
 
 def _restart_needed(running: Settings, new: Settings) -> list[str]:
     """Config tables that changed but take effect only at a restart."""
     return [
         table
-        for table in ("server", "tools", "logging")
+        for table in ("server", "tools", "logging", "metrics")
         if getattr(running, table) != getattr(new, table)
     ]
 

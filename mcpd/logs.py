@@ -27,6 +27,7 @@ from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from mcpd.config import LoggingSettings
+from mcpd.secret_values import MASK, Secret
 
 _SECRET_PARTS: Final = (
     "authorization",
@@ -47,10 +48,23 @@ class Redactor:
         self._log_arguments = log_arguments
 
     def __call__(self, logger: WrappedLogger, name: str, event: EventDict) -> EventDict:
-        for key in event:
+        for key, value in event.items():
             if _is_secret(key) or (key == "arguments" and not self._log_arguments):
                 event[key] = REDACTED
+            elif isinstance(value, Secret | dict | list | tuple):
+                event[key] = _mask_secrets(value)
         return event
+
+
+def _mask_secrets(value: Any) -> Any:
+    """Config secrets (``Secret`` strings) anywhere in a logged value become the mask."""
+    if isinstance(value, Secret):
+        return MASK
+    if isinstance(value, dict):
+        return {key: _mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_secrets(item) for item in value]
+    return value
 
 
 @functools.lru_cache(maxsize=1024)

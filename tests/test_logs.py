@@ -250,3 +250,19 @@ def test_daemon_stderr_on_the_journal_gets_journal_lines(tmp_path: Path, matchin
         (event,) = [json.loads(line) for line in text.splitlines()]
         assert event["event"] == "hello"
         assert "timestamp" in event
+
+
+def test_config_secrets_are_masked_wherever_they_are_logged() -> None:
+    from mcpd.logs import Redactor
+    from mcpd.secret_values import MASK, Secret
+
+    token = Secret("s3cr3t-value", "$env:TOKEN")
+    event = {
+        "event": "plugin.settings",
+        "settings": {"api": {"token": token, "hosts": ["a", token]}},
+        "plain": token,
+    }
+    masked = Redactor(log_arguments=False)(None, "info", event)
+    assert "s3cr3t-value" not in repr(masked)
+    assert masked["plain"] == MASK
+    assert masked["settings"]["api"] == {"token": MASK, "hosts": ["a", MASK]}
