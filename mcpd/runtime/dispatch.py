@@ -20,6 +20,7 @@ import trio
 
 from mcpd._version import __version__
 from mcpd.config import ToolsSettings
+from mcpd.metrics import Metrics
 from mcpd.plugin.context import ClientCapabilityMissing, Context
 from mcpd.plugin.prompt import Prompt
 from mcpd.plugin.registry import InvalidCursor, Listing, Registry
@@ -61,6 +62,7 @@ class Dispatcher:
         *,
         log_arguments: bool = False,
         notices: Notices | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         # Swapped whole on reload; a call keeps what it looked up when it started.
         self.registry = registry
@@ -68,6 +70,7 @@ class Dispatcher:
         self.states = RequestStates(settings.input_timeout)
         self._settings = settings
         self._log_arguments = log_arguments
+        self._metrics = metrics if metrics is not None else Metrics()
         common: dict[str, Handler] = {
             "tools/list": self._tools_list,
             "tools/call": self._tools_call,
@@ -209,6 +212,7 @@ class Dispatcher:
         channel = CallChannel(call, self._settings.input_timeout)
         started = time.perf_counter()
         outcome = "cancelled"
+        self._metrics.tool_calls_in_flight += 1
         try:
             with trio.move_on_after(timeout):
                 try:
@@ -225,7 +229,10 @@ class Dispatcher:
             return error_result(f"tool {tool.name} timed out after {timeout:g}s and was cancelled")
         finally:
             channel.close()
-            self._log_call(call, tool, arguments, outcome, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self._metrics.tool_calls_in_flight -= 1
+            self._metrics.tool_call(tool.name, outcome, seconds)
+            self._log_call(call, tool, arguments, outcome, seconds)
 
     def _log_call(
         self, call: Call, tool: Tool, arguments: dict[str, Any], outcome: str, seconds: float

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 import trio
 
+from mcpd.metrics import Metrics
 from mcpd.plugin.context import InputUnavailable
 from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFound
 from mcpd.protocol.handshake import Event, Handshake, InitializeParams, Phase
@@ -321,9 +322,15 @@ class SessionManager(NurseryHost):
     """Owns every legacy session's task; looks sessions up by id."""
 
     def __init__(
-        self, *, idle_timeout: float, max_sessions: int, notices: Notices | None = None
+        self,
+        *,
+        idle_timeout: float,
+        max_sessions: int,
+        notices: Notices | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__()
+        self._metrics = metrics if metrics is not None else Metrics()
         self._sessions: dict[str, Session] = {}
         self._notices = notices if notices is not None else Notices()
         self._idle_timeout = idle_timeout
@@ -341,11 +348,13 @@ class SessionManager(NurseryHost):
 
     async def _own(self, session: Session, *, task_status: trio.TaskStatus[None]) -> None:
         self._notices.add(session)
+        started = trio.current_time()
         try:
             await session.run(task_status=task_status)
         finally:
             self._notices.discard(session)
             self._sessions.pop(session.id, None)
+            self._metrics.session_ended(session.version, trio.current_time() - started)
 
     def get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)

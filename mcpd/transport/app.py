@@ -1,7 +1,8 @@
 """The raw ASGI application: lifespan, and routing to the MCP endpoint.
 
-quart-trio costs 0.25-0.35 ms per request, so the MCP path is served by plain ASGI; anything
-else answers a JSON 404.
+quart-trio costs 0.25-0.35 ms per request, so the MCP path is served by plain ASGI. Other
+routes (the 2024-11-05 transport, health and metrics) are plain ASGI too; anything else
+answers a JSON 404.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ class McpApp:
         self, endpoint: Endpoint, path: str, routes: Mapping[str, App] | None = None
     ) -> None:
         self._endpoint = endpoint
-        self._paths = _variants(path)
+        self._paths = path_variants(path)
         # Other paths (the 2024-11-05 transport's), with and without a trailing slash.
         self._routes = {
-            variant: app for route, app in (routes or {}).items() for variant in _variants(route)
+            variant: app
+            for route, app in (routes or {}).items()
+            for variant in path_variants(route)
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,7 +52,8 @@ class McpApp:
             await send({"type": "websocket.close", "code": 1003})
 
 
-def _variants(path: str) -> set[str]:
+def path_variants(path: str) -> set[str]:
+    """``path`` with and without a trailing slash."""
     return {path, path.rstrip("/") + "/"} if path != "/" else {"/"}
 
 

@@ -9,12 +9,14 @@ away and cancels exactly the requests of its POST.
 from __future__ import annotations
 
 from functools import partial
+from time import perf_counter
 from typing import Any
 
 import structlog
 import trio
 
 from mcpd.config import ServerSettings
+from mcpd.metrics import CANCELLED, GET_STREAM, LISTEN, POST_SSE, TOOL_ERROR, Metrics
 from mcpd.protocol import headers as hdr
 from mcpd.protocol.errors import (
     InternalError,
@@ -88,8 +90,11 @@ class Endpoint:
         sessions: SessionManager,
         stateless: StatelessRequests,
         tracker: FlightTracker,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics if metrics is not None else Metrics()
         self._dispatcher = dispatcher
         self._sessions = sessions
         self._stateless = stateless
@@ -111,6 +116,10 @@ class Endpoint:
     @property
     def tracker(self) -> FlightTracker:
         return self._tracker
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._metrics
 
     @property
     def accepting(self) -> bool:
@@ -142,6 +151,7 @@ class Endpoint:
             else:
                 raise MethodNotAllowed(f"{method} is not supported on the MCP endpoint")
         except McpError as exc:
+            self._metrics.rejected(exc.http_status)
             extra = _ALLOW if isinstance(exc, MethodNotAllowed) else []
             await reject(send, exc, exc.request_id, extra)
         except ClientGone:
@@ -173,33 +183,45 @@ class Endpoint:
         if is_batch or isinstance(message, Response):
             raise InvalidRequest("modern requests are single JSON-RPC requests or notifications")
         if isinstance(message, Notification):
+            self._metrics.operation(message.method, "", 0.0)
             await send_response(send, 202, b"", [])
             return
         try:
             meta = self._check_modern(message, headers)
         except McpError as exc:
             exc.request_id = message.id
+            self._metrics.operation(message.method, str(exc.code), 0.0)
             raise
         if message.method == "subscriptions/listen":
-            try:
-                await serve_listen(
-                    message,
-                    receive,
-                    send,
-                    notices=self._dispatcher.notices,
-                    closing=self.closing,
-                    keepalive=self._settings.sse_keepalive,
-                    server_info=SERVER_INFO,
-                )
-            except McpError as exc:
-                exc.request_id = message.id
-                raise
+            await self._listen(message, receive, send)
             return
-        exchange = Exchange(send, expected=1, batch=False, headers=[])
+        exchange = Exchange(send, expected=1, batch=False, headers=[], metrics=self._metrics)
         call = Call(
             message, meta.protocol_version, Era.MODERN, Flight(message.id), exchange, meta=meta
         )
         await self._serve([call], exchange, receive, self._stateless)
+
+    async def _listen(self, message: Request, receive: Receive, send: Send) -> None:
+        started = perf_counter()
+        error_type = ""
+        self._metrics.stream_opened(LISTEN)
+        try:
+            await serve_listen(
+                message,
+                receive,
+                send,
+                notices=self._dispatcher.notices,
+                closing=self.closing,
+                keepalive=self._settings.sse_keepalive,
+                server_info=SERVER_INFO,
+            )
+        except McpError as exc:
+            exc.request_id = message.id
+            error_type = str(exc.code)
+            raise
+        finally:
+            self._metrics.stream_closed(LISTEN)
+            self._metrics.operation(message.method, error_type, perf_counter() - started)
 
     def _check_modern(self, request: Request, headers: dict[str, str]) -> RequestMeta:
         header_version = headers.get(hdr.PROTOCOL_VERSION)
@@ -264,6 +286,7 @@ class Endpoint:
             headers=[],
             log=events,
             prime=events is not None and session.version >= PRIMING_SINCE,
+            metrics=self._metrics,
         )
         calls = [
             Call(r, session.version, Era.LEGACY, Flight(r.id), exchange, session=session)
@@ -280,15 +303,18 @@ class Endpoint:
             session.forget_stream(events.key, window if exchange.streaming else 0)
 
     async def _initialize(self, request: Request, send: Send) -> None:
+        started = perf_counter()
         try:
             init = parse_initialize(request.params)
             session = await self._sessions.create(init)
         except McpError as exc:
             exc.request_id = request.id
+            self._metrics.operation(request.method, str(exc.code), perf_counter() - started)
             raise
         result = self._dispatcher.initialize_result(session.version)
         headers = [*JSON_HEADERS, (b"mcp-session-id", session.id.encode())]
         await send_response(send, 200, dumps(result_message(request.id, result)), headers)
+        self._metrics.operation(request.method, "", perf_counter() - started)
         log.info(
             "session.created",
             session=session.log_id,
@@ -306,6 +332,7 @@ class Endpoint:
         return self._sessions.get(session_id)
 
     def _notification(self, session: Session, message: Notification) -> None:
+        self._metrics.operation(message.method, "", 0.0)
         if message.method == "notifications/initialized":
             session.advance(Event.INITIALIZED)
         elif message.method == "notifications/cancelled":
@@ -360,6 +387,8 @@ class Endpoint:
                 resume_window,
             )
         finally:
+            if exchange.streaming:  # the exchange counted it open when it switched to SSE
+                self._metrics.stream_closed(POST_SSE)
             if waiter.remaining:  # this handler itself was cancelled: nobody is left to answer
                 for call in calls:
                     call.flight.cancel("the HTTP request was cancelled")
@@ -372,18 +401,24 @@ class Endpoint:
             structlog.contextvars.bind_contextvars(
                 request_id=request.id, method=request.method, session=call.session.log_id
             )
+        started = perf_counter()
         done: Done[dict[str, Any]] = Done()
         await fly(call.flight, partial(self._dispatcher.handle, call), done)
         if done.outcome is None:
+            error_type = CANCELLED
+            self._metrics.cancelled(call.flight.reason)
             await self._cancelled(call, exchange)
         elif done.error is not None:
             error = _as_protocol_error(done.error)
+            error_type = str(error.code)
             # 2026: an undeclared client capability is an HTTP 400 (transports spec).
             status = 400 if isinstance(error, MissingClientCapability) else 200
             await exchange.respond(error_message(request.id, error), status)
         else:
             assert done.value is not None
+            error_type = TOOL_ERROR if done.value.get("isError") is True else ""
             await exchange.respond(result_message(request.id, self._shape(call, done.value)))
+        self._metrics.operation(request.method, error_type, perf_counter() - started)
 
     async def _cancelled(self, call: Call, exchange: Reply) -> None:
         log.info("request.cancelled", reason=call.flight.reason)
@@ -420,15 +455,19 @@ class Endpoint:
             if key != "g":
                 await self._resume_post_stream(session, key, after, receive, send)
                 return
-        await serve_get_stream(
-            session,
-            receive,
-            send,
-            self._settings.sse_keepalive,
-            log=session.get_log if resumable else None,
-            after=after,
-            prime=resumable and session.version >= PRIMING_SINCE,
-        )
+        self._metrics.stream_opened(GET_STREAM)
+        try:
+            await serve_get_stream(
+                session,
+                receive,
+                send,
+                self._settings.sse_keepalive,
+                log=session.get_log if resumable else None,
+                after=after,
+                prime=resumable and session.version >= PRIMING_SINCE,
+            )
+        finally:
+            self._metrics.stream_closed(GET_STREAM)
 
     async def _resume_post_stream(
         self, session: Session, key: str, after: int, receive: Receive, send: Send

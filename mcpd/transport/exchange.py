@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import trio
 
+from mcpd.metrics import POST_SSE, Metrics
 from mcpd.protocol import sse
 from mcpd.protocol.jsonrpc import JsonObject, dumps
 from mcpd.protocol.resume import RETRY_MS, EventLog, retry_field
@@ -84,8 +85,11 @@ class Exchange:
         headers: Headers,
         log: EventLog | None = None,
         prime: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self._send = send
+        # Told when the response turns into a stream; whoever serves the POST counts it closed.
+        self._metrics = metrics
         self._expected = expected
         self._batch = batch
         self._headers = headers
@@ -234,6 +238,8 @@ class Exchange:
         if self.streaming:
             return
         self.streaming = True
+        if self._metrics is not None:
+            self._metrics.stream_opened(POST_SSE)
         start = {
             "type": "http.response.start",
             "status": 200,

@@ -13,6 +13,7 @@ import contextlib
 import secrets
 from collections import deque
 from functools import partial
+from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,6 +21,7 @@ import structlog
 import trio
 
 from mcpd.config import ServerSettings
+from mcpd.metrics import HTTP_SSE
 from mcpd.protocol import headers as hdr
 from mcpd.protocol import sse
 from mcpd.protocol.errors import (
@@ -120,9 +122,14 @@ class HttpSse:
             if not self._endpoint.accepting:
                 raise ServerUnavailable("the daemon is shutting down")
         except McpError as exc:
+            self._endpoint.metrics.rejected(exc.http_status)
             await reject(send, exc)
             return
-        await self._hold(scope, receive, send)
+        self._endpoint.metrics.stream_opened(HTTP_SSE)
+        try:
+            await self._hold(scope, receive, send)
+        finally:
+            self._endpoint.metrics.stream_closed(HTTP_SSE)
 
     async def _hold(self, scope: Scope, receive: Receive, send: Send) -> None:
         connection = Connection()
@@ -179,6 +186,7 @@ class HttpSse:
                 raise InvalidRequest("JSON-RPC batches are not part of protocol 2024-11-05")
             await self._accept(connection, messages[0])
         except McpError as exc:
+            self._endpoint.metrics.rejected(exc.http_status)
             await reject(send, exc, exc.request_id)
             return
         except ClientGone:
@@ -216,12 +224,16 @@ class HttpSse:
             self._start(connection, session, message)
 
     async def _initialize(self, connection: Connection, request: Request) -> None:
+        started = perf_counter()
+        metrics = self._endpoint.metrics
         try:
             init = parse_initialize(request.params)
             session = await self._endpoint.sessions.create(init)
         except McpError as exc:
+            metrics.operation(request.method, str(exc.code), perf_counter() - started)
             connection.post(error_message(request.id, exc))
             return
+        metrics.operation(request.method, "", perf_counter() - started)
         session.streams += 1  # the connection keeps the session from idling out
         connection.session = session
         connection.initialized.set()

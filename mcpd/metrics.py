@@ -1,0 +1,286 @@
+"""The daemon's Prometheus metrics: one ``CollectorRegistry`` per daemon, fed at a few choke points.
+
+Names follow the OpenTelemetry MCP semantic conventions where they define one, converted the
+Prometheus way (dots become underscores, the unit becomes a suffix):
+
+- ``mcp.server.operation.duration`` → ``mcp_server_operation_duration_seconds``
+  {``mcp_method_name``, ``error_type``}; ``error_type`` is empty on success, the JSON-RPC
+  error code on an error response, ``tool_error`` for an ``isError`` tool result and
+  ``cancelled`` for a request that was cancelled.
+- ``mcp.server.session.duration`` → ``mcp_server_session_duration_seconds``
+  {``mcp_protocol_version``}.
+
+The rest are mcpd's own (``mcpd_*``, and ``mcp_server_tool_call_duration_seconds``, which
+the conventions fold into the operation duration). Labels only take values from closed sets
+(known method names, else ``other``; registered tool names; our error codes), so a client
+cannot grow the number of series. Nothing here records arguments or config values.
+
+Recording is a dict lookup and a counter or histogram update, no task and no lock of ours;
+values that already exist elsewhere (requests in flight, open sessions) are read at scrape
+time instead of being kept up to date on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mcpd.plugin.loader import PluginRecord
+from mcpd.runtime.flights import (
+    CLIENT_CANCELLED,
+    CLIENT_DISCONNECTED,
+    SESSION_DELETED,
+    SESSION_EXPIRED,
+    SHUTDOWN,
+)
+
+# The "<name>_created" timestamps would double what a scrape carries, for nothing: the
+# text format Prometheus reads has no use for them. (A process-wide switch of the library.)
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# The bucket boundaries the conventions recommend for MCP durations, in seconds.
+DURATION_BUCKETS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+
+KNOWN_METHODS: Final = frozenset(
+    {
+        "initialize",
+        "ping",
+        "server/discover",
+        "subscriptions/listen",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/roots/list_changed",
+    }
+)
+OTHER: Final = "other"
+
+# error_type values besides JSON-RPC codes.
+TOOL_ERROR: Final = "tool_error"
+CANCELLED: Final = "cancelled"
+
+# Stream kinds for mcpd_open_streams.
+GET_STREAM: Final = "get"
+POST_SSE: Final = "post_sse"
+LISTEN: Final = "listen"
+HTTP_SSE: Final = "http_sse"
+STREAM_KINDS: Final = (GET_STREAM, POST_SSE, LISTEN, HTTP_SSE)
+
+CANCEL_REASONS: Final = ("disconnect", "client", "timeout", "shutdown", "session_end", "other")
+
+
+def method_label(method: str) -> str:
+    """The method name as a label value: known names as they are, anything else ``other``."""
+    return method if method in KNOWN_METHODS else OTHER
+
+
+def cancel_reason(reason: str | None) -> str:
+    """The label for a flight's cancel reason (see ``mcpd.runtime.flights``)."""
+    if reason == CLIENT_DISCONNECTED:
+        return "disconnect"
+    if reason is not None and reason.startswith(CLIENT_CANCELLED):
+        return "client"  # "cancelled by the client: <the client's words>"
+    if reason in (SESSION_DELETED, SESSION_EXPIRED):
+        return "session_end"
+    if reason == SHUTDOWN:
+        return "shutdown"
+    return "other"
+
+
+def outcome_of(error_type: str) -> str:
+    if not error_type:
+        return "ok"
+    return "cancelled" if error_type == CANCELLED else "error"
+
+
+class Metrics:
+    """Every metric of one daemon, in a registry of its own (never the global one).
+
+    Components take one in their constructor and default to a fresh, unread instance, so
+    objects built on their own (in unit tests) need none.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._operations = Histogram(
+            "mcp_server_operation_duration_seconds",
+            "MCP request or notification duration, from receipt until the answer is sent.",
+            ["mcp_method_name", "error_type"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self._requests = Counter(
+            "mcpd_requests",
+            "MCP requests and notifications served, by method and outcome (ok, error, cancelled).",
+            ["mcp_method_name", "outcome"],
+            registry=r,
+        )
+        self._tool_calls = Histogram(
+            "mcp_server_tool_call_duration_seconds",
+            "Tool run time, by tool and outcome (ok, error, timeout, cancelled, input_required).",
+            ["gen_ai_tool_name", "outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self._sessions = Histogram(
+            "mcp_server_session_duration_seconds",
+            "Duration of ended MCP sessions.",
+            ["mcp_protocol_version"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self._cancellations = Counter(
+            "mcpd_cancellations",
+            "Requests cancelled, by reason: "
+            "disconnect, client, timeout, shutdown, session_end, other.",
+            ["reason"],
+            registry=r,
+        )
+        self._rejections = Counter(
+            "mcpd_http_rejections",
+            "HTTP requests refused before any MCP method ran, by HTTP status.",
+            ["status"],
+            registry=r,
+        )
+        self._plugin_failures = Counter(
+            "mcpd_plugin_load_failures",
+            "Plugins that failed to load, counted at start and at every reload.",
+            registry=r,
+        )
+        self._reloads = Counter(
+            "mcpd_reloads",
+            "Configuration reloads (SIGHUP), by outcome (ok, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.tool_calls_in_flight = 0
+        self._live = _Live(lambda: self.tool_calls_in_flight)
+        r.register(self._live)
+        for reason in CANCEL_REASONS:
+            self._cancellations.labels(reason)
+        for outcome in ("ok", "failed"):
+            self._reloads.labels(outcome)
+        # Label children, looked up once: labels() validates and locks on every call.
+        self._operation_children: dict[tuple[str, str], tuple[Histogram, Counter]] = {}
+        self._tool_children: dict[tuple[str, str], Histogram] = {}
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    def operation(self, method: str, error_type: str, seconds: float) -> None:
+        """One request or notification answered (``error_type`` empty on success)."""
+        key = (method, error_type)
+        children = self._operation_children.get(key)
+        if children is None:
+            label = method_label(method)
+            children = (
+                self._operations.labels(label, error_type),
+                self._requests.labels(label, outcome_of(error_type)),
+            )
+            self._operation_children[key] = children
+        children[0].observe(seconds)
+        children[1].inc()
+
+    def tool_call(self, tool: str, outcome: str, seconds: float) -> None:
+        """A registered tool's run ended; ``tool`` must be a registered name (bounded)."""
+        key = (tool, outcome)
+        child = self._tool_children.get(key)
+        if child is None:
+            child = self._tool_children[key] = self._tool_calls.labels(tool, outcome)
+        child.observe(seconds)
+        if outcome == "timeout":
+            self._cancellations.labels("timeout").inc()
+
+    def cancelled(self, reason: str | None) -> None:
+        """A request was cancelled with a flight's ``reason``."""
+        self._cancellations.labels(cancel_reason(reason)).inc()
+
+    def rejected(self, status: int) -> None:
+        self._rejections.labels(str(status)).inc()
+
+    # -- lifetimes --------------------------------------------------------------------------
+
+    def session_ended(self, protocol_version: str, seconds: float) -> None:
+        self._sessions.labels(protocol_version).observe(seconds)
+
+    def stream_opened(self, kind: str) -> None:
+        self._live.streams[kind] += 1
+
+    def stream_closed(self, kind: str) -> None:
+        self._live.streams[kind] -= 1
+
+    # -- the daemon -------------------------------------------------------------------------
+
+    def plugins_loaded(self, plugins: Iterable[PluginRecord], tools: int) -> None:
+        """A registry was loaded (at start or by a reload): count failures, keep the states."""
+        states = {"loaded": 0, "failed": 0, "disabled": 0}
+        for plugin in plugins:
+            states[plugin.state] += 1
+        self._plugin_failures.inc(states["failed"])
+        self._live.plugins = states
+        self._live.tools = tools
+
+    def reloaded(self, ok: bool) -> None:
+        self._reloads.labels("ok" if ok else "failed").inc()
+
+    def watch(self, *, in_flight: Callable[[], int], sessions: Callable[[], int]) -> None:
+        """Read these at scrape time: requests in flight and open sessions."""
+        self._live.in_flight = in_flight
+        self._live.sessions = sessions
+
+
+def _zero() -> int:
+    return 0
+
+
+class _Live(Collector):
+    """Gauges read at scrape time, so that the hot path keeps nothing up to date for them."""
+
+    def __init__(self, tool_calls: Callable[[], int]) -> None:
+        self.streams = dict.fromkeys(STREAM_KINDS, 0)
+        self.plugins = {"loaded": 0, "failed": 0, "disabled": 0}
+        self.tools = 0
+        self.in_flight: Callable[[], int] = _zero
+        self.sessions: Callable[[], int] = _zero
+        self.tool_calls = tool_calls
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "mcpd_requests_in_flight", "MCP requests being served now.", self.in_flight()
+        )
+        yield GaugeMetricFamily(
+            "mcpd_tool_calls_in_flight", "Tool calls running now.", self.tool_calls()
+        )
+        yield GaugeMetricFamily("mcpd_sessions", "Open MCP sessions.", self.sessions())
+        yield _labelled(
+            "mcpd_open_streams",
+            "Open SSE streams by kind: get (session GET), post_sse (a POST answered as a "
+            "stream), listen (2026 subscriptions/listen), http_sse (2024-11-05 transport).",
+            "kind",
+            self.streams,
+        )
+        yield _labelled("mcpd_plugins", "Plugins by state at the last load.", "state", self.plugins)
+        yield GaugeMetricFamily("mcpd_tools", "Tools the loaded plugins serve.", self.tools)
+
+
+def _labelled(name: str, documentation: str, label: str, values: dict[str, int]) -> Metric:
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for value, count in values.items():
+        family.add_metric([value], count)
+    return family
