@@ -56,6 +56,7 @@ class Session:
         "_closed",
         "_drained",
         "_finished",
+        "_get_log",
         "_idle_timeout",
         "_last_active",
         "_nursery",
@@ -66,7 +67,6 @@ class Session:
         "client_info",
         "end_reason",
         "flights",
-        "get_log",
         "handshake",
         "id",
         "log_level",
@@ -92,13 +92,15 @@ class Session:
         self.pending: dict[RequestId, _Pending] = {}
         self._asked = 0
         # Messages for the GET stream, kept (up to a bound) until one is open to take them.
-        self._outbox: deque[JsonObject] = deque(maxlen=OUTBOX_LIMIT)
-        self._outbox_ready = trio.Event()
+        # Made on first use: most sessions never get a notice or open a stream, and an idle
+        # session should stay small.
+        self._outbox: deque[JsonObject] | None = None
+        self._outbox_ready: trio.Event | None = None
         # Resumable streams by key (see mcpd.protocol.resume): POST streams and the GET log.
         self.resumable: dict[str, Any] = {}
         self._stream_count = 0
-        self._finished: deque[str] = deque()  # finished streams still resumable, oldest first
-        self.get_log = EventLog("g")
+        self._finished: deque[str] | None = None  # finished streams still resumable, oldest first
+        self._get_log: EventLog | None = None
         self.end_reason: str | None = None
         self._idle_timeout = idle_timeout
         self._last_active = trio.current_time()
@@ -216,6 +218,13 @@ class Session:
 
     # -- resumable streams -----------------------------------------------------------------
 
+    @property
+    def get_log(self) -> EventLog:
+        """The replay log of the session's GET stream (made when first needed)."""
+        if self._get_log is None:
+            self._get_log = EventLog("g")
+        return self._get_log
+
     def new_stream_key(self) -> str:
         self._stream_count += 1
         return f"p{self._stream_count}"
@@ -229,6 +238,8 @@ class Session:
         if after <= 0 or self._nursery is None or self.closing:
             self.resumable.pop(key, None)
             return
+        if self._finished is None:
+            self._finished = deque()
         self._finished.append(key)
         while len(self._finished) > RETAINED_STREAMS:
             self.resumable.pop(self._finished.popleft(), None)
@@ -239,8 +250,9 @@ class Session:
             await trio.sleep(after)
         finally:
             self.resumable.pop(key, None)
-            with contextlib.suppress(ValueError):
-                self._finished.remove(key)
+            if self._finished is not None:
+                with contextlib.suppress(ValueError):
+                    self._finished.remove(key)
 
     # -- asking the client --------------------------------------------------------------
 
@@ -288,14 +300,17 @@ class Session:
         """Queue a message for the session's GET stream (the oldest is dropped when full)."""
         if self.closing:
             return
+        if self._outbox is None:
+            self._outbox = deque(maxlen=OUTBOX_LIMIT)
         self._outbox.append(message)
-        self._outbox_ready.set()
+        if self._outbox_ready is not None:
+            self._outbox_ready.set()
 
     async def next_posted(self) -> JsonObject:
         """The next message for the GET stream; waits until there is one."""
         while not self._outbox:
-            await self._outbox_ready.wait()
             self._outbox_ready = trio.Event()
+            await self._outbox_ready.wait()
         return self._outbox.popleft()
 
     def list_changed(self, kind: ListKind) -> None:
