@@ -1,7 +1,9 @@
 """Fixes for three defects of hypercorn 0.18.0's trio worker (and the app-side half of one).
 
-``apply`` also installs ``mcpd.transport.hypercorn_idle`` (the keep-alive timer, made cheap)
-and skips the empty write that ends every Content-Length response.
+``apply`` also installs ``mcpd.transport.hypercorn_idle`` (the keep-alive timer, made cheap,
+and a fourth fix: a connection closed at graceful shutdown with a request already sent on it
+no longer pins its reader until ``graceful_timeout``; see ``hypercorn_idle.on_closing``) and
+skips the empty write that ends every Content-Length response.
 
 This module owns every place where mcpd reaches into hypercorn's internals. `apply` replaces
 ``hypercorn.trio.tcp_server.TCPServer.protocol_send`` (the one coroutine through which a
@@ -158,6 +160,7 @@ def _protocol_send_with_timeout(write_timeout: float) -> _ProtocolSend:
                 if not await _write(self.stream, event.data, write_timeout):
                     await self.protocol.handle(Closed())
         elif isinstance(event, Closed):
+            hypercorn_idle.on_closing(self)
             await self._close()
             await self.protocol.handle(Closed())
         elif isinstance(event, Updated):

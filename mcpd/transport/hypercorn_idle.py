@@ -30,13 +30,16 @@ _UPSTREAM_READ_DATA = TCPServer._read_data
 class IdleDeadline:
     """When the connection's reader gives up waiting: never while busy."""
 
-    __slots__ = ("__weakref__", "_timeout", "armed", "deadline", "scope")
+    __slots__ = ("__weakref__", "_timeout", "armed", "closing", "deadline", "handling", "scope")
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
         self.armed = False
+        self.closing = False
         self.deadline = math.inf
         self.scope: trio.CancelScope | None = None
+        # The reader's scope while it hands bytes to the protocol (see ``on_closing``).
+        self.handling: trio.CancelScope | None = None
 
     def arm(self, *, now: bool = False) -> None:
         """The connection went idle (``now``: close it as soon as it is)."""
@@ -77,6 +80,22 @@ def install() -> None:
     """Route TCP connections' idle handling through their readers."""
     worker_context.WorkerContext.event_class = TerminatedEvent
     TCPServer._read_data = _read_data  # type: ignore[method-assign]
+
+
+def on_closing(server: TCPServer) -> None:
+    """The server is closing the connection: the reader must stop, wherever it waits.
+
+    At graceful shutdown, h11 ends a finished request cycle with ``Closed`` instead of
+    recycling the connection. A request the client already sent on it then leaves the
+    reader parked inside ``protocol.handle``, waiting for a cycle that never comes, and the
+    connection lingers until the whole ``graceful_timeout`` runs out. (hypercorn 0.18.0)
+    """
+    deadline: IdleDeadline | None = getattr(server, "_mcpd_idle", None)
+    if deadline is None:
+        return
+    deadline.closing = True
+    if deadline.handling is not None:
+        deadline.handling.cancel(reason="connection closing")
 
 
 def on_updated(server: TCPServer, idle: bool) -> bool:
@@ -125,6 +144,13 @@ async def _read_until_closed(self: TCPServer, deadline: IdleDeadline) -> None:
                     await self._initiate_server_close()
                 return
             continue  # the deadline moved while we waited; read on
-        await self.protocol.handle(RawData(bytes(data)))
-        if data == b"":
+        if deadline.closing:
+            return  # the server is closing this connection: bytes still arriving are moot
+        with trio.CancelScope() as handling:
+            deadline.handling = handling
+            try:
+                await self.protocol.handle(RawData(bytes(data)))
+            finally:
+                deadline.handling = None
+        if data == b"" or deadline.closing:
             return

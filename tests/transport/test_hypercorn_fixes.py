@@ -61,6 +61,8 @@ class DisconnectAwareApp:
         self.final_send_started = trio.Event()
         self.streaming = trio.Event()
         self.stream_ended = trio.Event()
+        self.gate_entered = trio.Event()
+        self.gate = trio.Event()
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -74,6 +76,9 @@ class DisconnectAwareApp:
         if path == "/stream":
             await self._stream(send)
             return
+        if path == "/gate":  # answers only once the test opens the gate
+            self.gate_entered.set()
+            await self.gate.wait()
         body = b"x" * 100_000 if path == "/held" else b"ok"
         headers = [(b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -298,6 +303,30 @@ async def test_graceful_shutdown_does_not_wait_for_idle_keep_alive_connections()
         with trio.fail_after(BOUND):
             assert await http11_get(stream, "/small") == b"ok"
             server.stop.set()
+            await server.stopped.wait()
+
+
+async def test_graceful_shutdown_is_not_pinned_by_a_request_sent_during_it() -> None:
+    """At shutdown h11 ends a finished cycle with Closed; a request the client had already
+    sent behind it used to park the connection's reader until graceful_timeout ran out."""
+    app = DisconnectAwareApp()
+    async with (
+        serving(app, make_config()) as server,
+        await trio.open_tcp_stream(*server.address) as stream,
+    ):
+        client = h11.Connection(h11.CLIENT)
+        first = h11.Request(method="GET", target="/gate", headers=[("host", "test")])
+        await stream.send_all(client.send(first) + client.send(h11.EndOfMessage()))
+        with trio.fail_after(BOUND):
+            await app.gate_entered.wait()
+        server.stop.set()  # graceful shutdown starts while /gate is in flight
+        # The next request goes out on the same connection before the first is answered.
+        second = b"GET /small HTTP/1.1\r\nhost: test\r\n\r\n"  # raw: h11 refuses to pipeline
+        await stream.send_all(second)
+        await trio.lowlevel.checkpoint()  # the bug shows whichever side reads it first
+        app.gate.set()
+        with trio.fail_after(BOUND):  # graceful_timeout is 60 s: a pinned reader fails here
+            await read_until_closed(stream)
             await server.stopped.wait()
 
 
