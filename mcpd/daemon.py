@@ -104,6 +104,8 @@ class Daemon:
             routes.update(self.health.routes())
         self.app = McpApp(self.endpoint, server.path, routes)
         self._listening = False
+        self._draining = False
+        self._drained = trio.Event()
         self._stop_http = trio.Event()
         self._stop_health = trio.Event()
         self.health_binds: list[str] = []
@@ -149,6 +151,8 @@ class Daemon:
                     )
                     self.notifier.ready(self.status())
                     task_status.started(binds)
+                # Socket-activated, hypercorn stops before the drain ends: wait for it.
+                await self._drained.wait()
                 # The health listener outlives the main one: /readyz says "draining" to the end.
                 self._stop_health.set()
             nursery.cancel_scope.cancel(reason="daemon stopped")
@@ -177,16 +181,28 @@ class Daemon:
         }
         return readiness(
             listening=self._listening,
-            accepting=self.tracker.accepting,
+            accepting=not self._draining,
             plugins=plugins,
             counts=counts,
         )
 
     async def shutdown(self) -> None:
-        """Drain, cancel, end sessions, then stop hypercorn."""
+        """Drain, cancel, end sessions, then stop hypercorn.
+
+        Socket-activated, the listening socket outlives this process (systemd holds it), so
+        the daemon stops accepting connections at once: new ones wait in the backlog for the
+        next instance, and a request still arriving on an open connection is served (each
+        connection closes after its current request). Having bound the socket itself, the
+        daemon keeps accepting until the drain ends and answers new requests with 503, so
+        clients fail fast instead of hanging.
+        """
         grace = self.settings.server.shutdown_grace
         self.notifier.stopping()
-        self.tracker.accepting = False
+        self._draining = True
+        if self.service.sockets:
+            self._stop_http.set()
+        else:
+            self.tracker.accepting = False
         self.endpoint.closing.set()  # listen streams end with their result
         log.info("daemon.draining", in_flight=len(self.tracker), grace_seconds=grace)
         self._grace.deadline = trio.current_time() + grace
@@ -198,6 +214,7 @@ class Daemon:
         # Requests write their own terminal answers; let them before their sessions end.
         await self.tracker.wait_idle()
         await self.sessions.close_all(SHUTDOWN)
+        self._drained.set()
         self._stop_http.set()
 
     def hurry(self) -> None:
@@ -280,7 +297,9 @@ class Daemon:
         config = Config()
         config.bind = binds if binds is not None else self._binds()
         config.keep_alive_timeout = self.settings.server.keep_alive_timeout
-        config.graceful_timeout = HYPERCORN_GRACE
+        # Socket-activated, hypercorn stops before the drain starts and must not cut the
+        # connections our drain is still finishing; otherwise only idle ones are left.
+        config.graceful_timeout = self.settings.server.shutdown_grace + 2 * HYPERCORN_GRACE
         config.read_timeout = None  # it would also cut long SSE responses
         config.include_server_header = False
         config.accesslog = None
@@ -321,10 +340,10 @@ def _load(settings: Settings) -> Registry:
 async def main(settings: Settings, *, reread: Callable[[], Settings] | None = None) -> int:
     """Run the daemon until SIGTERM or SIGINT, reloading on SIGHUP, then shut down in order.
 
-    ``reread`` loads the config again for a reload (default: from ``settings.source``).
+    ``reread`` loads the config again for a reload (default: the system config layers).
     """
     daemon = Daemon(settings, service=take_environment(), reread=reread)
-    deadline = settings.server.shutdown_grace + HYPERCORN_GRACE + 10
+    deadline = settings.server.shutdown_grace + 2 * HYPERCORN_GRACE + 10
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(daemon.serve)

@@ -49,6 +49,7 @@ class Daemon:
         pythonpath: Path | None = None,
         env: Mapping[str, str] | None = None,
         wrapper: Sequence[str] = (),
+        pass_fds: Sequence[int] = (),
     ) -> Daemon:
         """Start ``mcpd serve`` (under ``wrapper``, a command that execs it) without waiting."""
         environ = {**os.environ, **(env or {})}
@@ -63,6 +64,7 @@ class Daemon:
             stderr=subprocess.PIPE,
             text=True,
             env=environ,
+            pass_fds=tuple(pass_fds),
         )
         daemon = cls(process, [], [])
         threading.Thread(target=daemon._read, daemon=True).start()
