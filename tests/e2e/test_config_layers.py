@@ -51,17 +51,6 @@ from_file = {{ "$file" = "{tmp_path / "token"}" }}
 """
 
 
-def _tool_names(client: Legacy) -> set[str]:
-    names: set[str] = set()
-    cursor = None
-    while True:
-        result = client.rpc("tools/list", {"cursor": cursor} if cursor else {})["result"]
-        names.update(tool["name"] for tool in result["tools"])
-        cursor = result.get("nextCursor")
-        if not cursor:
-            return names
-
-
 def test_sighup_applies_a_new_drop_in_and_secrets_never_log(
     tmp_path: Path,
     etc: Path,
@@ -80,13 +69,13 @@ def test_sighup_applies_a_new_drop_in_and_secrets_never_log(
         assert echoed["from_credential"] == f"{SECRET}-cred"
         assert echoed["from_file"] == f"{SECRET}-file"
         assert echoed["marker_dir"] == str(markers)  # the --config layer merged in
-        assert "slow" in _tool_names(client)
+        assert "slow" in client.tool_names()
 
         (etc / "mcpd.toml.d" / "50-off.toml").write_text('[plugins]\ndisable = ["fixture"]\n')
         daemon.signal(signal.SIGHUP)
         reloaded = daemon.wait_for("daemon.reloaded")
         assert str(etc / "mcpd.toml.d" / "50-off.toml") in reloaded["source"]
-        assert "slow" not in _tool_names(client)
+        assert "slow" not in client.tool_names()
     finally:
         assert daemon.stop() == 0
     assert daemon.logs  # JSON lines were read

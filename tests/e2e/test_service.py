@@ -79,17 +79,6 @@ def config(tmp_path: Path, markers: Path) -> Path:
     return daemon_config(tmp_path / "mcpd.toml", markers)
 
 
-def _tool_names(client: Legacy) -> set[str]:
-    names: set[str] = set()
-    cursor = None
-    while True:
-        result = client.rpc("tools/list", {"cursor": cursor} if cursor else {})["result"]
-        names.update(tool["name"] for tool in result["tools"])
-        cursor = result.get("nextCursor")
-        if not cursor:
-            return names
-
-
 def test_ready_watchdog_reload_and_stopping(
     config: Path, plugin_site: Path, notify: NotifySocket, http: httpx.Client
 ) -> None:
@@ -149,13 +138,13 @@ def test_reload_applies_plugins_disable(
     try:
         notify.wait_for(ready)
         client = Legacy(http, daemon.url).initialize()
-        assert "slow" in _tool_names(client)  # a tool only the "fixture" plugin provides
+        assert "slow" in client.tool_names()  # a tool only the "fixture" plugin provides
 
         write_config(config, config.read_text() + '\n[plugins]\ndisable = ["fixture"]\n')
         daemon.signal(signal.SIGHUP)
         notify.wait_for(reloading)
         notify.wait_for(ready)
-        assert "slow" not in _tool_names(client)
+        assert "slow" not in client.tool_names()
         call = client.rpc("tools/call", {"name": "slow", "arguments": {"seconds": 0, "tag": "x"}})
         assert call.get("error") or call["result"].get("isError")
     finally:
@@ -171,13 +160,13 @@ def test_reload_discovers_a_plugin_installed_since_start(
     try:
         notify.wait_for(ready)
         client = Legacy(http, daemon.url).initialize()
-        assert "echo" not in _tool_names(client)
+        assert "echo" not in client.tool_names()
 
         install_plugins(late_site, FIXTURES / "mcpd-fixture-tools")
         daemon.signal(signal.SIGHUP)
         notify.wait_for(reloading)
         notify.wait_for(ready)
-        assert "echo" in _tool_names(client)
+        assert "echo" in client.tool_names()
         assert client.call("echo", {"text": "new"})["content"][0]["text"] == "new"
     finally:
         assert daemon.stop() == 0

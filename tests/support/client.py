@@ -88,6 +88,17 @@ class Legacy:
         assert response.status_code == 200, response.text
         return messages_of(response)[-1]
 
+    def tool_names(self) -> set[str]:
+        """Every tool name, walking all pages of tools/list."""
+        names: set[str] = set()
+        cursor = None
+        while True:
+            result = self.rpc("tools/list", {"cursor": cursor} if cursor else {})["result"]
+            names.update(tool["name"] for tool in result["tools"])
+            cursor = result.get("nextCursor")
+            if not cursor:
+                return names
+
     def call(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.rpc("tools/call", {"name": name, "arguments": arguments or {}})["result"]  # type: ignore[no-any-return]
 
