@@ -30,6 +30,7 @@ from mcpd.protocol.jsonrpc import (
 from mcpd.protocol.meta import check_log_level
 from mcpd.protocol.resume import EventLog
 from mcpd.runtime.flights import SESSION_EXPIRED, Flight, NurseryHost
+from mcpd.runtime.mailbox import Mailbox
 from mcpd.runtime.notices import ListKind, Notices
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ class Session:
         "_last_active",
         "_nursery",
         "_outbox",
-        "_outbox_ready",
         "_stream_count",
         "capabilities",
         "client_info",
@@ -94,8 +94,7 @@ class Session:
         # Messages for the GET stream, kept (up to a bound) until one is open to take them.
         # Made on first use: most sessions never get a notice or open a stream, and an idle
         # session should stay small.
-        self._outbox: deque[JsonObject] | None = None
-        self._outbox_ready: trio.Event | None = None
+        self._outbox: Mailbox[JsonObject] | None = None
         # Resumable streams by key (see mcpd.protocol.resume): POST streams and the GET log.
         self.resumable: dict[str, Any] = {}
         self._stream_count = 0
@@ -301,17 +300,14 @@ class Session:
         if self.closing:
             return
         if self._outbox is None:
-            self._outbox = deque(maxlen=OUTBOX_LIMIT)
-        self._outbox.append(message)
-        if self._outbox_ready is not None:
-            self._outbox_ready.set()
+            self._outbox = Mailbox(OUTBOX_LIMIT)
+        self._outbox.put(message)
 
     async def next_posted(self) -> JsonObject:
         """The next message for the GET stream; waits until there is one."""
-        while not self._outbox:
-            self._outbox_ready = trio.Event()
-            await self._outbox_ready.wait()
-        return self._outbox.popleft()
+        if self._outbox is None:
+            self._outbox = Mailbox(OUTBOX_LIMIT)
+        return await self._outbox.get()
 
     def list_changed(self, kind: ListKind) -> None:
         if self.handshake.phase is Phase.READY:

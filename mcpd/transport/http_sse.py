@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections import deque
 from functools import partial
 from time import perf_counter
 from typing import Any
@@ -46,6 +45,7 @@ from mcpd.protocol.jsonrpc import (
 from mcpd.protocol.revisions import Era
 from mcpd.runtime.calls import Call
 from mcpd.runtime.flights import CLIENT_DISCONNECTED, Flight
+from mcpd.runtime.mailbox import Mailbox
 from mcpd.runtime.sessions import Session
 from mcpd.transport import sse_io
 from mcpd.transport.asgi_io import ClientGone, Receive, Scope, header_map, read_body, reject
@@ -66,18 +66,13 @@ class Connection:
         self.id = secrets.token_hex(16)
         self.session: Session | None = None
         self.initialized = trio.Event()
-        self._queue: deque[JsonObject] = deque(maxlen=QUEUE_LIMIT)
-        self._ready = trio.Event()
+        self._outbox: Mailbox[JsonObject] = Mailbox(QUEUE_LIMIT)
 
     def post(self, message: JsonObject) -> None:
-        self._queue.append(message)
-        self._ready.set()
+        self._outbox.put(message)
 
     async def next(self) -> JsonObject:
-        while not self._queue:
-            await self._ready.wait()
-            self._ready = trio.Event()
-        return self._queue.popleft()
+        return await self._outbox.get()
 
 
 class ConnectionReply:

@@ -9,7 +9,6 @@ at shutdown with the listen request's result.
 from __future__ import annotations
 
 import contextlib
-from collections import deque
 from typing import Any, Final
 
 import trio
@@ -18,6 +17,7 @@ from mcpd.protocol import sse
 from mcpd.protocol.errors import InvalidParams
 from mcpd.protocol.jsonrpc import JsonObject, Request, dumps, notification_message, result_message
 from mcpd.protocol.meta import SERVER_INFO
+from mcpd.runtime.mailbox import Mailbox
 from mcpd.runtime.notices import ListKind, Notices
 from mcpd.transport import sse_io
 from mcpd.transport.asgi_io import Receive
@@ -49,8 +49,7 @@ class ListenStream:
         if not isinstance(uris, list) or not all(isinstance(uri, str) for uri in uris):
             raise InvalidParams("resourceSubscriptions must be a list of URIs")
         self.uris = frozenset(uris)
-        self._queue: deque[JsonObject] = deque(maxlen=QUEUE_LIMIT)
-        self._ready = trio.Event()
+        self._outbox: Mailbox[JsonObject] = Mailbox(QUEUE_LIMIT)
 
     def honoured(self) -> dict[str, Any]:
         granted: dict[str, Any] = {
@@ -73,14 +72,10 @@ class ListenStream:
         return notification_message(method, tagged)
 
     def _put(self, method: str, params: dict[str, Any]) -> None:
-        self._queue.append(self.message(method, params))
-        self._ready.set()
+        self._outbox.put(self.message(method, params))
 
     async def next(self) -> JsonObject:
-        while not self._queue:
-            await self._ready.wait()
-            self._ready = trio.Event()
-        return self._queue.popleft()
+        return await self._outbox.get()
 
 
 async def serve_listen(
