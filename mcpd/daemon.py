@@ -84,6 +84,7 @@ class Daemon:
             metrics=self.metrics,
         )
         self.stateless = StatelessRequests()
+        self.service = service if service is not None else ServiceEnvironment()
         self.endpoint = Endpoint(
             server,
             self.dispatcher,
@@ -91,6 +92,7 @@ class Daemon:
             self.stateless,
             self.tracker,
             metrics=self.metrics,
+            binds=[s.bind for s in self.service.sockets] or None,
         )
         routes: dict[str, App] = {}
         if server.http_sse:
@@ -110,7 +112,6 @@ class Daemon:
         self._stop_health = trio.Event()
         self.health_binds: list[str] = []
         self._grace = trio.CancelScope()
-        self.service = service if service is not None else ServiceEnvironment()
         self.notifier = Notifier(self.service.notify_socket)
         self._reread = reread if reread is not None else partial(reread_settings, settings)
         self._reload_lock = trio.Lock()

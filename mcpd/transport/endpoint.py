@@ -8,6 +8,10 @@ away and cancels exactly the requests of its POST.
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
+from collections.abc import Sequence
 from functools import partial
 from time import perf_counter
 from typing import Any
@@ -92,6 +96,7 @@ class Endpoint:
         tracker: FlightTracker,
         *,
         metrics: Metrics | None = None,
+        binds: Sequence[str] | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics if metrics is not None else Metrics()
@@ -99,7 +104,9 @@ class Endpoint:
         self._sessions = sessions
         self._stateless = stateless
         self._tracker = tracker
-        self._hosts = host_policy(settings)
+        # ``binds``: where the daemon really listens (sockets handed in by systemd), if not
+        # ``settings.listen``.
+        self._hosts = host_policy(settings, binds)
         # Set at shutdown: listen streams end with their result.
         self.closing = trio.Event()
 
@@ -582,22 +589,45 @@ def _as_protocol_error(error: Exception) -> McpError:
     return InternalError("internal error")
 
 
-def host_policy(settings: ServerSettings) -> frozenset[str] | None:
+def host_policy(
+    settings: ServerSettings, binds: Sequence[str] | None = None
+) -> frozenset[str] | None:
     """The Host values to accept besides loopback names, or None for no Host check.
 
-    Bound to loopback only (the default), a request naming any other host is a DNS-rebinding
-    attempt. Bound beyond loopback, the operator lists the public names; with none listed,
-    the Host header is not checked.
+    Listening on loopback only (the default), a request naming any other host is a
+    DNS-rebinding attempt. Listening beyond loopback, the operator lists the public names;
+    with none listed, the Host header is not checked. ``binds`` (default: the configured
+    ``listen``) may name inherited sockets (``fd://N``), judged by their real address.
     """
     if settings.allowed_hosts:
         return frozenset(settings.allowed_hosts)
-    if all(_is_local_bind(bind) for bind in settings.listen):
+    if all(_is_local_bind(bind) for bind in (binds or settings.listen)):
         return frozenset()
     return None
 
 
 def _is_local_bind(bind: str) -> bool:
-    if bind.startswith(("unix:", "fd://")):
+    if bind.startswith("unix:"):
         return True
+    if bind.startswith("fd://"):
+        return _is_local_socket(int(bind.removeprefix("fd://")))
     host = bind.rpartition(":")[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    return host == "localhost" or _is_loopback(host)
+
+
+def _is_local_socket(fd: int) -> bool:
+    """Whether an inherited listening socket is a unix socket or bound to loopback."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            if sock.family == socket.AF_UNIX:
+                return True
+            return _is_loopback(sock.getsockname()[0])
+    except OSError:
+        return False
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
