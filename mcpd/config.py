@@ -403,4 +403,40 @@ def _build(entries: Entries, source: str) -> Settings:
             table, name = key
             fields[table][_SCHEMA[table][1][name][0]] = entry.value
     tables = {table: _SCHEMA[table][0](**fields[table]) for table in _SCHEMA}
-    return Settings(**tables, plugin=plugin, source=source)
+    settings = Settings(**tables, plugin=plugin, source=source)
+    _check_paths(settings, entries)
+    return settings
+
+
+def _check_paths(settings: Settings, entries: Entries) -> None:
+    """Every endpoint served on the main listener needs a path of its own."""
+    server, metrics = settings.server, settings.metrics
+    paths = [(("server", "path"), server.path)]
+    if server.http_sse:
+        paths += [(("server", "sse_path"), server.sse_path)]
+        paths += [(("server", "messages_path"), server.messages_path)]
+    if not metrics.listen:
+        names = ("path", "healthz_path", "readyz_path")
+        paths += [
+            (("metrics", name), getattr(metrics, _field_of("metrics", name))) for name in names
+        ]
+    seen: dict[str, tuple[str, ...]] = {}
+    for key, path in paths:
+        normal = path.rstrip("/") or "/"
+        if normal in seen:
+            first = seen[normal]
+            # Blame the one a config layer set (not the embedded default).
+            blamed, other = (first, key) if _origin(entries, key) == EMBEDDED else (key, first)
+            raise ConfigError(
+                f"{_origin(entries, blamed)}: {'.'.join(blamed)}: {path!r} is already the "
+                f"path of {'.'.join(other)}; endpoints on one listener need distinct paths"
+            )
+        seen[normal] = key
+
+
+def _origin(entries: Entries, key: Key) -> str:
+    return entries[key].origin if key in entries else EMBEDDED
+
+
+def _field_of(table: str, key: str) -> str:
+    return _SCHEMA[table][1][key][0]

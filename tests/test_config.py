@@ -262,3 +262,29 @@ def test_unknown_key_in_a_drop_in_names_that_file(tmp_path: Path) -> None:
 def test_a_bad_flag_names_the_flag() -> None:
     with pytest.raises(ConfigError, match="--log-format: expected one of"):
         load_settings(log_format="loud")
+
+
+@pytest.mark.parametrize(
+    ("table", "text"),
+    [
+        ("server", '[server]\nsse_path = "/mcp"\n'),
+        ("metrics", '[metrics]\npath = "/sse/"\n'),
+        ("metrics", '[metrics]\nhealthz_path = "/readyz"\n'),
+    ],
+)
+def test_endpoints_on_one_listener_need_distinct_paths(
+    tmp_path: Path, table: str, text: str
+) -> None:
+    path = tmp_path / "mcpd.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"{path}: {table}\..*already the path of"):
+        load_settings(path)
+
+
+def test_paths_may_repeat_across_listeners(tmp_path: Path) -> None:
+    path = tmp_path / "mcpd.toml"
+    path.write_text(
+        '[server]\nhttp_sse = false\nsse_path = "/mcp"\n\n[metrics]\nlisten = ["127.0.0.1:0"]\npath = "/mcp"\n'
+    )
+    settings = load_settings(path)
+    assert settings.metrics.path == settings.server.path == "/mcp"
