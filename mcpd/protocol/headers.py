@@ -160,12 +160,18 @@ def check_host(host: str | None, allowed: Collection[str]) -> None:
     browser page on an attacker's name reaches a loopback-only daemon without an Origin)."""
     if host is None or host in allowed:
         return
-    try:
-        name = urlsplit(f"//{host}").hostname
-    except ValueError:
-        name = None
+    name = _host_name(host)
     if name not in _LOOPBACK_HOSTS and name not in allowed:
         raise MisdirectedRequest(f"host {host!r} is not served here")
+
+
+@functools.lru_cache(maxsize=256)
+def _host_name(host: str) -> str | None:
+    """``127.0.0.1:8765`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1`` (cached: clients repeat)."""
+    try:
+        return urlsplit(f"//{host}").hostname
+    except ValueError:
+        return None
 
 
 def check_post_accept(accept: str | None) -> None:

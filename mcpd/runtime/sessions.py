@@ -228,6 +228,12 @@ class Session:
         self._stream_count += 1
         return f"p{self._stream_count}"
 
+    def open_stream(self, exchange: Any) -> EventLog:
+        """Register a POST's response stream for resumption; its event log."""
+        log = EventLog(self.new_stream_key())
+        self.resumable[log.key] = exchange
+        return log
+
     def forget_stream(self, key: str, after: float) -> None:
         """Stop offering stream ``key`` for resumption, ``after`` seconds from now.
 

@@ -45,7 +45,7 @@ from mcpd.protocol.jsonrpc import (
     result_message,
 )
 from mcpd.protocol.meta import RequestMeta, parse_request_meta
-from mcpd.protocol.resume import PRIMING_SINCE, RESUMABLE_SINCE, EventLog, parse_event_id
+from mcpd.protocol.resume import PRIMING_SINCE, RESUMABLE_SINCE, parse_event_id
 from mcpd.protocol.revisions import LEGACY_VERSIONS, MODERN_VERSIONS, Era, allows_batch, era_of
 from mcpd.protocol.shapes import complete_result
 from mcpd.runtime.calls import Call
@@ -283,31 +283,29 @@ class Endpoint:
             await send_response(send, 202, b"", [])
             return
         window = self._settings.resume_window
-        events = None
-        if window > 0 and session.version >= RESUMABLE_SINCE:
-            events = EventLog(session.new_stream_key())
+        resumable = window > 0 and session.version >= RESUMABLE_SINCE
         exchange = Exchange(
             send,
             expected=len(requests),
             batch=is_batch,
             headers=[],
-            log=events,
-            prime=events is not None and session.version >= PRIMING_SINCE,
+            resumable_in=session if resumable else None,
+            prime=resumable and session.version >= PRIMING_SINCE,
             metrics=self._metrics,
         )
         calls = [
             Call(r, session.version, Era.LEGACY, Flight(r.id), exchange, session=session)
             for r in requests
         ]
-        if events is None:
+        if not resumable:
             await self._serve(calls, exchange, receive, session)
             return
-        session.resumable[events.key] = exchange
         try:
             await self._serve(calls, exchange, receive, session, resume_window=window)
         finally:
-            # A client may still be on its way back to collect the end of the stream.
-            session.forget_stream(events.key, window if exchange.streaming else 0)
+            if exchange.stream_key is not None:
+                # A client may still be on its way back to collect the end of the stream.
+                session.forget_stream(exchange.stream_key, window)
 
     async def _initialize(self, request: Request, send: Send) -> None:
         started = perf_counter()

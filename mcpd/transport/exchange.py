@@ -35,6 +35,12 @@ async def send_response(
     await send_final_body(send, body)
 
 
+class StreamOwner(Protocol):
+    """Keeps resumable streams (a session): gives each its event log and key."""
+
+    def open_stream(self, exchange: Any) -> EventLog: ...
+
+
 class Reply(Protocol):
     """Where a request's answer goes: an ``Exchange`` (a POST's response) or, on the
     2024-11-05 transport, the session's SSE connection."""
@@ -83,7 +89,7 @@ class Exchange:
         expected: int,
         batch: bool,
         headers: Headers,
-        log: EventLog | None = None,
+        resumable_in: StreamOwner | None = None,
         prime: bool = False,
         metrics: Metrics | None = None,
     ) -> None:
@@ -97,7 +103,9 @@ class Exchange:
         self._lock = _FastLock()
         self._status = 200
         # Resumable (legacy sessions): events get ids and are kept for a resume by GET.
-        self._log = log
+        # Made when the response turns into a stream (most answers are plain JSON).
+        self._owner = resumable_in
+        self._log: EventLog | None = None
         self._prime = prime
         self._changed: trio.Event | None = None
         self.streaming = False
@@ -111,7 +119,7 @@ class Exchange:
     @property
     def resumable(self) -> bool:
         """Whether a client that lost this stream can pick it up again by GET."""
-        return self._log is not None and self.streaming
+        return self._log is not None
 
     async def wait_changed(self) -> None:
         """Wait until the stream is detached, resumed or finished."""
@@ -246,8 +254,15 @@ class Exchange:
             "headers": [*sse.HEADERS, *self._headers],
         }
         await self._call(start)
-        if self._log is not None and self._prime:
-            await self._write(self._log.priming())
+        if self._owner is not None:
+            self._log = self._owner.open_stream(self)
+            if self._prime:
+                await self._write(self._log.priming())
+
+    @property
+    def stream_key(self) -> str | None:
+        """The key a client resumes this stream by (None: not a resumable stream)."""
+        return None if self._log is None else self._log.key
 
     async def _write(self, chunk: bytes) -> None:
         await self._call({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -30,7 +30,7 @@ _UPSTREAM_READ_DATA = TCPServer._read_data
 class IdleDeadline:
     """When the connection's reader gives up waiting: never while busy."""
 
-    __slots__ = ("__weakref__", "_timeout", "armed", "closing", "deadline", "handling", "scope")
+    __slots__ = ("__weakref__", "_timeout", "armed", "closing", "deadline", "reading", "scope")
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
@@ -38,8 +38,8 @@ class IdleDeadline:
         self.closing = False
         self.deadline = math.inf
         self.scope: trio.CancelScope | None = None
-        # The reader's scope while it hands bytes to the protocol (see ``on_closing``).
-        self.handling: trio.CancelScope | None = None
+        # The reader's scope for the connection's life (see ``on_closing``).
+        self.reading: trio.CancelScope | None = None
 
     def arm(self, *, now: bool = False) -> None:
         """The connection went idle (``now``: close it as soon as it is)."""
@@ -94,8 +94,8 @@ def on_closing(server: TCPServer) -> None:
     if deadline is None:
         return
     deadline.closing = True
-    if deadline.handling is not None:
-        deadline.handling.cancel(reason="connection closing")
+    if deadline.reading is not None:
+        deadline.reading.cancel(reason="connection closing")
 
 
 def on_updated(server: TCPServer, idle: bool) -> bool:
@@ -121,8 +121,13 @@ async def _read_data(self: TCPServer) -> None:
     self._mcpd_idle = deadline  # type: ignore[attr-defined]
     terminated.idle.add(deadline)
     try:
-        await _read_until_closed(self, deadline)
+        # One scope for the connection's life (not one per read): on_closing cancels it,
+        # wherever the reader waits.
+        with trio.CancelScope() as reading:
+            deadline.reading = reading
+            await _read_until_closed(self, deadline)
     finally:
+        deadline.reading = None
         terminated.idle.discard(deadline)
     await self.protocol.handle(Closed())
 
@@ -146,11 +151,6 @@ async def _read_until_closed(self: TCPServer, deadline: IdleDeadline) -> None:
             continue  # the deadline moved while we waited; read on
         if deadline.closing:
             return  # the server is closing this connection: bytes still arriving are moot
-        with trio.CancelScope() as handling:
-            deadline.handling = handling
-            try:
-                await self.protocol.handle(RawData(bytes(data)))
-            finally:
-                deadline.handling = None
-        if data == b"" or deadline.closing:
+        await self.protocol.handle(RawData(bytes(data)))
+        if data == b"":
             return
