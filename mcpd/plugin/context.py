@@ -43,6 +43,9 @@ class RequestChannel(Protocol):
     @property
     def session_id(self) -> str | None: ...
 
+    @property
+    def cancel_reason(self) -> str | None: ...
+
     def wants_log(self, level: str) -> bool: ...
 
     async def notify(self, method: str, params: dict[str, Any]) -> None: ...
@@ -245,6 +248,25 @@ class Context:
     def session_id(self) -> str | None:
         """The MCP session of the call, or None (stateless 2026-07-28 requests have none)."""
         return self._channel.session_id
+
+    @property
+    def cancel_reason(self) -> str | None:
+        """Why the call was cancelled ("client disconnected", "session deleted by the
+        client", "timed out", "daemon shutting down", ...), or None while it is not.
+
+        ``str(trio.Cancelled)`` names the innermost cancelled scope, which can be one of your
+        own (a ``trio.sleep`` whose deadline passed in the same instant); this is the reason
+        mcpd cancelled the call for.
+
+        Example::
+
+            try:
+                await crawl(site)
+            except trio.Cancelled:
+                log.info("crawl stopped", why=ctx.cancel_reason)
+                raise
+        """
+        return self._channel.cancel_reason
 
     @property
     def revision(self) -> str:

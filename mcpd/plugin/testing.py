@@ -47,6 +47,7 @@ class MemoryChannel:
     progress_token: str | int | None = "progress-1"
     session_id: str | None = None
     log_level: str | None = "debug"
+    cancel_reason: str | None = None  # what ctx.cancel_reason reports
     capabilities: frozenset[str] = frozenset({"elicitation", "sampling", "roots"})
     # Answers the pretend client gives to ctx.elicit/sample/list_roots: method -> result.
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import trio
+
 from mcpd.plugin.context import InputUnavailable
 from mcpd.protocol.jsonrpc import JsonObject, Request, RequestId, notification_message
 from mcpd.protocol.meta import RequestMeta, level_enabled, progress_token
 from mcpd.protocol.revisions import Era
-from mcpd.runtime.flights import Flight
+from mcpd.runtime.flights import TIMED_OUT, Flight
 from mcpd.runtime.inputs import InputRound
 from mcpd.runtime.sessions import Session
 
@@ -51,12 +53,13 @@ class CallChannel:
     notifications exist only while their request lives.
     """
 
-    __slots__ = ("_call", "_input_timeout", "_open")
+    __slots__ = ("_call", "_input_timeout", "_open", "limit")
 
     def __init__(self, call: Call, input_timeout: float) -> None:
         self._call = call
         self._input_timeout = input_timeout
         self._open = True
+        self.limit: trio.CancelScope | None = None  # the tool's timeout, set by the dispatcher
 
     @property
     def request_id(self) -> RequestId:
@@ -69,6 +72,13 @@ class CallChannel:
     @property
     def progress_token(self) -> str | int | None:
         return progress_token(self._call.request.params)
+
+    @property
+    def cancel_reason(self) -> str | None:
+        reason = self._call.flight.reason
+        if reason is None and self.limit is not None and self.limit.cancel_called:
+            return TIMED_OUT
+        return reason
 
     @property
     def session_id(self) -> str | None:

@@ -214,7 +214,7 @@ class Dispatcher:
         outcome = "cancelled"
         self._metrics.tool_calls_in_flight += 1
         try:
-            with trio.move_on_after(timeout):
+            with trio.move_on_after(timeout) as channel.limit:
                 try:
                     result = await _run_tool(tool, arguments, Context(channel), call)
                 except BaseException as error:

@@ -23,6 +23,7 @@ CLIENT_CANCELLED: Final = "cancelled by the client"
 SESSION_DELETED: Final = "session deleted by the client"
 SESSION_EXPIRED: Final = "session expired"
 SHUTDOWN: Final = "daemon shutting down"
+TIMED_OUT: Final = "timed out"  # a tool's own timeout (not a flight cancellation)
 
 
 class Flight:

@@ -126,7 +126,9 @@ def test_tool_timeout_is_an_error_result(daemon: Daemon, http: httpx.Client, mar
     result = client.call("forever", {"tag": tag})
     assert result["isError"] is True
     assert "timed out" in result["content"][0]["text"]
-    assert wait_for_file(markers / f"{tag}.json")["outcome"] == "cancelled"
+    marker = wait_for_file(markers / f"{tag}.json")
+    assert marker["outcome"] == "cancelled"
+    assert marker["reason"] == "timed out"  # ctx.cancel_reason
 
 
 def test_completed_call_runs_finally_once_as_completed(
