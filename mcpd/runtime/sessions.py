@@ -44,6 +44,8 @@ DEFAULT_LOG_LEVEL = "info"
 OUTBOX_LIMIT: Final = 256
 # Finished streams a session keeps for late resumes (each holds up to resume.LOG_LIMIT events).
 RETAINED_STREAMS: Final = 32
+# How long withdrawing an unanswered question may take (a write on the asking stream).
+WITHDRAW_GRACE: Final = 1.0
 # How long an ending session waits for its cancelled requests to end their responses.
 UNWIND_GRACE: Final = 5.0
 
@@ -267,8 +269,9 @@ class Session:
         """Send a request to the client on ``outbound`` and wait for its answer.
 
         The answer arrives as a POSTed JSON-RPC response (see ``answer``). Raises
-        ``InputUnavailable`` on an error answer or after ``patience`` seconds; if the asking
-        request is cancelled meanwhile, the question is withdrawn.
+        ``InputUnavailable`` on an error answer or after ``patience`` seconds. A question
+        given up on (no answer in time, or the asking request cancelled) is withdrawn with
+        ``notifications/cancelled``, so the client can close its form or stop its model.
         """
         self._asked += 1
         request_id = f"mcpd-{self._asked}"
@@ -280,6 +283,8 @@ class Session:
                 await pending.event.wait()
         finally:
             self.pending.pop(request_id, None)
+            if not pending.event.is_set():
+                await _withdraw(outbound, request_id)
         if not pending.event.is_set():
             raise InputUnavailable(f"the client did not answer {method} within {patience:g}s")
         response = pending.response
@@ -325,6 +330,17 @@ class Session:
 
     def statistics(self) -> dict[str, Any]:
         return {"id": self.id, "version": self.version, "in_flight": len(self.flights)}
+
+
+async def _withdraw(outbound: Outbound, request_id: RequestId) -> None:
+    """Tell the client we no longer want an answer; best effort, briefly, even if cancelled."""
+    notice = notification_message(
+        "notifications/cancelled", {"requestId": request_id, "reason": "no longer needed"}
+    )
+    with trio.CancelScope(shield=True) as scope:
+        scope.deadline = trio.current_time() + WITHDRAW_GRACE
+        with contextlib.suppress(Exception):
+            await outbound.notify(notice)
 
 
 class _Pending:

@@ -215,7 +215,11 @@ def test_legacy_cancelling_a_waiting_call_runs_its_finally(asker: Asker, markers
         marker = wait_for_marker(markers, tag)
         # The late answer is accepted and ignored.
         asker.answer(question, ACCEPT_ADA)
-        assert [m for m in reader.rest() if m.get("id") == "call-1"] == []
+        rest = reader.rest()
+        assert [m for m in rest if m.get("id") == "call-1"] == []
+        # The server withdrew its question before ending the stream.
+        withdrawn = [m for m in rest if m.get("method") == "notifications/cancelled"]
+        assert [m["params"]["requestId"] for m in withdrawn] == [question["id"]]
     assert marker["outcome"] == "cancelled"
     assert "user gave up" in marker["reason"]
     assert asker.client.rpc("ping")["result"] == {}  # the session lives on
@@ -497,4 +501,28 @@ def test_modern_expired_request_state_is_refused(
         assert late["error"]["code"] == -32602
         assert "expired" in late["error"]["message"]
     finally:
+        assert daemon.stop() == 0
+
+
+def test_legacy_unanswered_question_is_withdrawn_and_the_tool_told(
+    tmp_path: Path, plugin_site: Path, markers: Path
+) -> None:
+    """A daemon that waits a microsecond for answers: every question goes unanswered."""
+    config = daemon_config(tmp_path / "mcpd.toml", markers)
+    text = config.read_text().replace(
+        "page_size = 4", "page_size = 4\ninput_timeout_seconds = 0.000001"
+    )
+    config.write_text(text)
+    daemon = Daemon.start(config, pythonpath=plugin_site)
+    asker = Asker(daemon, ALL_CAPABILITIES)
+    try:
+        with asker.call("ask_name") as reader:
+            question = reader.until(is_method("elicitation/create"))
+            withdrawn = reader.until(is_method("notifications/cancelled"))
+            final = reader.until(is_response("call-1"))
+        assert withdrawn["params"]["requestId"] == question["id"]
+        assert final["result"]["isError"] is True
+        assert "did not answer elicitation/create" in text_of(final["result"])
+    finally:
+        asker.close()
         assert daemon.stop() == 0
