@@ -57,6 +57,9 @@ class ToolsSettings:
     # How long a call may wait for the client's answer to elicitation, sampling or roots,
     # and how long a 2026 requestState stays valid.
     input_timeout: float = 600.0
+    # Seals 2026 requestState tokens; empty = a random key per daemon process (a restart
+    # then invalidates open input rounds). Set it (as a secret) to survive restarts.
+    request_state_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class Settings:
 
 
 EMBEDDED = "<embedded defaults>"
+MIN_STATE_KEY = 32  # characters of [tools] request_state_key, when set
 
 
 class ConfigError(Exception):
@@ -133,6 +137,14 @@ def _bool(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise _fail(where, f"expected true or false, got {value!r}")
     return value
+
+
+def _state_key(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(where, "expected a string (best: a secret reference)")
+    if value and len(value) < MIN_STATE_KEY:
+        raise _fail(where, f"must be empty or at least {MIN_STATE_KEY} characters long")
+    return value  # a Secret stays a Secret: masked wherever settings are shown
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -216,6 +228,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "default_timeout_seconds": ("default_timeout", _positive_number),
             "page_size": ("page_size", _positive_int),
             "input_timeout_seconds": ("input_timeout", _positive_number),
+            "request_state_key": ("request_state_key", _state_key),
         },
     ),
     "plugins": (

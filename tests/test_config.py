@@ -288,3 +288,12 @@ def test_paths_may_repeat_across_listeners(tmp_path: Path) -> None:
     )
     settings = load_settings(path)
     assert settings.metrics.path == settings.server.path == "/mcp"
+
+
+def test_request_state_key_is_empty_or_long_enough(tmp_path: Path) -> None:
+    path = tmp_path / "mcpd.toml"
+    path.write_text('[tools]\nrequest_state_key = "too-short"\n')
+    with pytest.raises(ConfigError, match="request_state_key: must be empty or at least 32"):
+        load_settings(path)
+    path.write_text(f'[tools]\nrequest_state_key = "{"k" * 32}"\n')
+    assert load_settings(path).tools.request_state_key == "k" * 32

@@ -11,6 +11,7 @@ code asks the client for input on a 2026 request, the handler ends with an
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -67,7 +68,10 @@ class Dispatcher:
         # Swapped whole on reload; a call keeps what it looked up when it started.
         self.registry = registry
         self.notices = notices if notices is not None else Notices()
-        self.states = RequestStates(settings.input_timeout)
+        key = settings.request_state_key
+        self.states = RequestStates(
+            settings.input_timeout, key=hashlib.sha256(key.encode()).digest() if key else None
+        )
         self._settings = settings
         self._log_arguments = log_arguments
         self._metrics = metrics if metrics is not None else Metrics()

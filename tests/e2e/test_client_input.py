@@ -526,3 +526,39 @@ def test_legacy_unanswered_question_is_withdrawn_and_the_tool_told(
     finally:
         asker.close()
         assert daemon.stop() == 0
+
+
+def test_a_configured_state_key_keeps_input_rounds_valid_across_a_restart(
+    tmp_path: Path, plugin_site: Path, markers: Path, http: httpx.Client
+) -> None:
+    config = daemon_config(tmp_path / "mcpd.toml", markers)
+    keyed = config.read_text().replace(
+        "page_size = 4", 'page_size = 4\nrequest_state_key = { "$env" = "MCPD_TEST_STATE_KEY" }'
+    )
+    config.write_text(keyed)
+    env = {"MCPD_TEST_STATE_KEY": "k" * 40}
+
+    def first_round() -> str:
+        daemon = Daemon.start(config, pythonpath=plugin_site, env=env)
+        try:
+            state = Modern(http, daemon.url).result("tools/call", ASK_NAME)["requestState"]
+        finally:
+            assert daemon.stop() == 0
+        assert isinstance(state, str)
+        return state
+
+    def second_round(state: str, environ: dict[str, str]) -> dict[str, Any]:
+        daemon = Daemon.start(config, pythonpath=plugin_site, env=environ)
+        try:
+            params = retry(ASK_NAME, state, {"q0": ACCEPT_ADA})
+            return Modern(http, daemon.url).send("tools/call", params)
+        finally:
+            assert daemon.stop() == 0
+
+    # The same key in the next process: the round the first one started completes.
+    finished = second_round(first_round(), env)
+    assert text_of(finished["result"]) == "accept:Ada"
+    # Another key: the state is refused as not sealed by this daemon.
+    refused = second_round(first_round(), {"MCPD_TEST_STATE_KEY": "x" * 40})
+    assert refused["error"]["code"] == -32602
+    assert "integrity" in refused["error"]["message"]
