@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import tomllib
@@ -157,13 +158,14 @@ def test_ready_reloading_stopping_status_and_watchdog(
     assert not notifier.send(["READY=1"])
 
 
-def test_a_filesystem_socket_path_works(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # A short directory of our own: unix socket paths are limited to 107 bytes.
-    directory = Path(tmp_path_factory.mktemp("n", numbered=True))
-    path = directory / "notify"
-    if len(str(path)) > 100:
-        pytest.skip(f"temporary directory path too long for a unix socket: {path}")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+def test_a_filesystem_socket_path_works() -> None:
+    # A short directory directly under /tmp: unix socket paths are limited to 107 bytes,
+    # which pytest's nested temporary directories can exceed.
+    with (
+        tempfile.TemporaryDirectory(dir="/tmp", prefix="mcpd-n") as directory,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        path = Path(directory) / "notify"
         sock.bind(str(path))
         sock.settimeout(30)
         assert Notifier(str(path)).ready("up")
