@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mcpd.plugin.loader import PluginRecord
+from mcpd.plugin.loader import PluginRecord, count_states
 from mcpd.runtime.flights import (
     CLIENT_CANCELLED,
     CLIENT_DISCONNECTED,
@@ -185,10 +185,12 @@ class Metrics:
 
     def operation(self, method: str, error_type: str, seconds: float) -> None:
         """One request or notification answered (``error_type`` empty on success)."""
-        key = (method, error_type)
+        # Keyed by the label, not the raw method: clients choose method names, and a cache
+        # keyed by them would grow with every invented one.
+        label = method_label(method)
+        key = (label, error_type)
         children = self._operation_children.get(key)
         if children is None:
-            label = method_label(method)
             children = (
                 self._operations.labels(label, error_type),
                 self._requests.labels(label, outcome_of(error_type)),
@@ -229,9 +231,7 @@ class Metrics:
 
     def plugins_loaded(self, plugins: Iterable[PluginRecord], tools: int) -> None:
         """A registry was loaded (at start or by a reload): count failures, keep the states."""
-        states = {"loaded": 0, "failed": 0, "disabled": 0}
-        for plugin in plugins:
-            states[plugin.state] += 1
+        states = count_states(plugins)
         self._plugin_failures.inc(states["failed"])
         self._live.plugins = states
         self._live.tools = tools
