@@ -30,6 +30,7 @@ from hypercorn.config import Config
 
 from mcpd.config import ConfigError, Settings, load_settings
 from mcpd.metrics import Metrics
+from mcpd.plugin.loader import count_states
 from mcpd.plugin.registry import Registry, load_registry
 from mcpd.runtime.dispatch import Dispatcher
 from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests
@@ -95,6 +96,7 @@ class Daemon:
             binds=[s.bind for s in self.service.sockets] or None,
         )
         routes: dict[str, App] = {}
+        self.http_sse: HttpSse | None = None
         if server.http_sse:
             self.http_sse = HttpSse(server, self.endpoint)
             routes = {
@@ -113,7 +115,9 @@ class Daemon:
         self.health_binds: list[str] = []
         self._grace = trio.CancelScope()
         self.notifier = Notifier(self.service.notify_socket)
-        self._reread = reread if reread is not None else partial(reread_settings, settings)
+        # Default: the config layers again (system file and drop-ins). ``mcpd serve`` passes
+        # its own, which repeats its --config and flags too.
+        self._reread = reread if reread is not None else load_settings
         self._reload_lock = trio.Lock()
         self.binds: list[str] = []
 
@@ -124,6 +128,12 @@ class Daemon:
         hypercorn_fixes.apply(write_timeout=self.settings.server.write_timeout)
         config = self._hypercorn_config()
         self.notices.install()
+        try:
+            await self._serve(config, task_status)
+        finally:
+            self.notices.uninstall()
+
+    async def _serve(self, config: Config, task_status: trio.TaskStatus[list[str]]) -> None:
         async with trio.open_nursery() as nursery:
             if self.service.watchdog_interval:
                 nursery.start_soon(keep_watchdog_fed, self.notifier, self.service.watchdog_interval)
@@ -157,7 +167,6 @@ class Daemon:
                 # The health listener outlives the main one: /readyz says "draining" to the end.
                 self._stop_health.set()
             nursery.cancel_scope.cancel(reason="daemon stopped")
-        self.notices.uninstall()
 
     async def _serve_health(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
@@ -172,9 +181,7 @@ class Daemon:
 
     def readiness(self) -> Readiness:
         """What /readyz reports: counts only, never config values."""
-        plugins = {"loaded": 0, "failed": 0, "disabled": 0}
-        for plugin in self.registry.plugins:
-            plugins[plugin.state] += 1
+        plugins = count_states(self.registry.plugins)
         counts = {
             "tools": len(self.registry.tools),
             "sessions": len(self.sessions),
@@ -310,15 +317,6 @@ class Daemon:
 
 def _loaded_plugins(registry: Registry) -> int:
     return sum(p.state == "loaded" for p in registry.plugins)
-
-
-def reread_settings(settings: Settings) -> Settings:
-    """Load the config layers again (system file and drop-ins; no command-line layers).
-
-    ``mcpd serve`` passes its own ``reread``, which repeats its ``--config`` and flags too;
-    this default serves daemons built without one.
-    """
-    return load_settings()
 
 
 def _restart_needed(running: Settings, new: Settings) -> list[str]:

@@ -14,7 +14,7 @@ import importlib.metadata
 import os
 import re
 import traceback
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, ModuleType
@@ -55,6 +55,14 @@ class PluginRecord:
     tools: tuple[str, ...] = ()
     resources: tuple[str, ...] = ()  # URIs and URI templates
     prompts: tuple[str, ...] = ()
+
+
+def count_states(plugins: Iterable[PluginRecord]) -> dict[str, int]:
+    """How many plugins ended up in each state."""
+    states = {"loaded": 0, "failed": 0, "disabled": 0}
+    for plugin in plugins:
+        states[plugin.state] += 1
+    return states
 
 
 class _Failed(Exception):

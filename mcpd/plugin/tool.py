@@ -20,6 +20,7 @@ from mcpd.plugin.context import Context
 from mcpd.plugin.errors import InvalidArguments, ToolDefinitionError, ToolError, error_result
 from mcpd.plugin.render import OutputMismatch, render_result
 from mcpd.plugin.schema import InputSpec, OutputSpec, input_spec, output_spec, type_hints
+from mcpd.protocol.headers import header_params
 
 __all__ = [
     "InvalidArguments",
@@ -106,6 +107,11 @@ class Tool:
     is_async: bool
     # Not an __init__ argument, so dataclasses.replace() starts a copy with an empty cache.
     _definitions: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    # Arguments mirrored in 2026 Mcp-Param-* headers: header name -> (argument, type).
+    header_params: Mapping[str, tuple[str, str]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "header_params", header_params(self.inputs.schema))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)

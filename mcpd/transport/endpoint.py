@@ -243,10 +243,9 @@ class Endpoint:
         if request.method == "tools/call":
             name = request.params.get("name")
             tool = self._dispatcher.registry.get(name) if isinstance(name, str) else None
-            if tool is not None:
-                params = hdr.header_params(tool.input_schema)
-                if params:
-                    hdr.check_param_headers(params, request.params.get("arguments"), headers)
+            if tool is not None and tool.header_params:
+                arguments = request.params.get("arguments")
+                hdr.check_param_headers(tool.header_params, arguments, headers)
         if request.method != "subscriptions/listen" and not self._dispatcher.supports(
             Era.MODERN, request.method
         ):
@@ -283,7 +282,7 @@ class Endpoint:
             await send_response(send, 202, b"", [])
             return
         window = self._settings.resume_window
-        resumable = window > 0 and session.version >= RESUMABLE_SINCE
+        resumable = self._resumable(session)
         exchange = Exchange(
             send,
             expected=len(requests),
@@ -326,6 +325,10 @@ class Endpoint:
             protocol_version=session.version,
             client=init.client_info.get("name"),
         )
+
+    def _resumable(self, session: Session) -> bool:
+        """Whether the session's streams carry event ids and can be resumed."""
+        return self._settings.resume_window > 0 and session.version >= RESUMABLE_SINCE
 
     def _session(self, headers: dict[str, str]) -> Session:
         session_id = headers.get(hdr.SESSION_ID)
@@ -449,7 +452,7 @@ class Endpoint:
         self._refuse_modern_only(headers, "GET")
         hdr.check_get_accept(headers.get("accept"))
         session = self._session(headers)
-        resumable = self._settings.resume_window > 0 and session.version >= RESUMABLE_SINCE
+        resumable = self._resumable(session)
         last = headers.get("last-event-id")
         after: int | None = None
         if last is not None and resumable:
