@@ -40,14 +40,14 @@ class ServerSettings:
     max_sessions: int = 10_000
     shutdown_grace: float = 10.0  # in-flight calls get this long after SIGTERM
     keep_alive_timeout: float = 5.0  # idle HTTP keep-alive connections close after this
-    write_timeout: float = 30.0
+    write_timeout: float = 30.0  # a client that stops reading is dropped after this
     # Legacy sessions: a request whose SSE connection drops keeps running this long for the
     # client to resume the stream (GET + Last-Event-ID); 0 = no resumption, cancel at once.
     resume_window: float = 30.0
     # The deprecated 2024-11-05 HTTP+SSE transport, served beside the MCP endpoint.
     http_sse: bool = True
     sse_path: str = "/sse"
-    messages_path: str = "/messages"  # a client that stops reading is dropped after this
+    messages_path: str = "/messages"
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,10 +429,8 @@ def _check_paths(settings: Settings, entries: Entries) -> None:
         paths += [(("server", "sse_path"), server.sse_path)]
         paths += [(("server", "messages_path"), server.messages_path)]
     if not metrics.listen:
-        names = ("path", "healthz_path", "readyz_path")
-        paths += [
-            (("metrics", name), getattr(metrics, _field_of("metrics", name))) for name in names
-        ]
+        names = ("path", "healthz_path", "readyz_path")  # keys and field names alike
+        paths += [(("metrics", name), getattr(metrics, name)) for name in names]
     seen: dict[str, tuple[str, ...]] = {}
     for key, path in paths:
         normal = path.rstrip("/") or "/"
@@ -449,7 +447,3 @@ def _check_paths(settings: Settings, entries: Entries) -> None:
 
 def _origin(entries: Entries, key: Key) -> str:
     return entries[key].origin if key in entries else EMBEDDED
-
-
-def _field_of(table: str, key: str) -> str:
-    return _SCHEMA[table][1][key][0]
