@@ -119,18 +119,19 @@ class Dispatcher:
 
     # -- capabilities -----------------------------------------------------------------------
 
-    def capabilities(self, era: Era) -> dict[str, Any]:
-        capabilities: dict[str, Any] = {
+    @staticmethod
+    def capabilities() -> dict[str, Any]:
+        """The same in both eras (2026 delivers list changes and updates on listen streams)."""
+        return {
             "tools": {"listChanged": True},
             "resources": {"subscribe": True, "listChanged": True},
             "prompts": {"listChanged": True},
             "completions": {},
             "logging": {},
         }
-        return capabilities
 
     def initialize_result(self, version: str) -> dict[str, Any]:
-        capabilities = self.capabilities(Era.LEGACY)
+        capabilities = self.capabilities()
         if version < "2025-03-26":
             del capabilities["completions"]  # 2024-11-05 has the method but no capability
         return initialize_result(version, capabilities, SERVER_INFO)
@@ -138,7 +139,7 @@ class Dispatcher:
     async def _discover(self, call: Call) -> dict[str, Any]:
         return {
             "supportedVersions": list(MODERN_VERSIONS),
-            "capabilities": self.capabilities(Era.MODERN),
+            "capabilities": self.capabilities(),
         }
 
     # -- small methods ----------------------------------------------------------------------
