@@ -484,15 +484,18 @@ def test_modern_lists_are_never_input_required(modern: Modern, method: str) -> N
     assert "requestState" not in result
 
 
+def tools_config(tmp_path: Path, markers: Path, line: str) -> Path:
+    """The test daemon's config with one more ``[tools]`` setting."""
+    config = daemon_config(tmp_path / "mcpd.toml", markers)
+    config.write_text(config.read_text().replace("page_size = 4", f"page_size = 4\n{line}"))
+    return config
+
+
 def test_modern_expired_request_state_is_refused(
     tmp_path: Path, plugin_site: Path, markers: Path, http: httpx.Client
 ) -> None:
     """A daemon whose states expire a microsecond after they are made: any retry is late."""
-    config = daemon_config(tmp_path / "mcpd.toml", markers)
-    text = config.read_text().replace(
-        "page_size = 4", "page_size = 4\ninput_timeout_seconds = 0.000001"
-    )
-    config.write_text(text)
+    config = tools_config(tmp_path, markers, "input_timeout_seconds = 0.000001")
     daemon = Daemon.start(config, pythonpath=plugin_site)
     try:
         client = Modern(http, daemon.url)
@@ -508,11 +511,7 @@ def test_legacy_unanswered_question_is_withdrawn_and_the_tool_told(
     tmp_path: Path, plugin_site: Path, markers: Path
 ) -> None:
     """A daemon that waits a microsecond for answers: every question goes unanswered."""
-    config = daemon_config(tmp_path / "mcpd.toml", markers)
-    text = config.read_text().replace(
-        "page_size = 4", "page_size = 4\ninput_timeout_seconds = 0.000001"
-    )
-    config.write_text(text)
+    config = tools_config(tmp_path, markers, "input_timeout_seconds = 0.000001")
     daemon = Daemon.start(config, pythonpath=plugin_site)
     asker = Asker(daemon, ALL_CAPABILITIES)
     try:
@@ -531,11 +530,8 @@ def test_legacy_unanswered_question_is_withdrawn_and_the_tool_told(
 def test_a_configured_state_key_keeps_input_rounds_valid_across_a_restart(
     tmp_path: Path, plugin_site: Path, markers: Path, http: httpx.Client
 ) -> None:
-    config = daemon_config(tmp_path / "mcpd.toml", markers)
-    keyed = config.read_text().replace(
-        "page_size = 4", 'page_size = 4\nrequest_state_key = { "$env" = "MCPD_TEST_STATE_KEY" }'
-    )
-    config.write_text(keyed)
+    key = 'request_state_key = { "$env" = "MCPD_TEST_STATE_KEY" }'
+    config = tools_config(tmp_path, markers, key)
     env = {"MCPD_TEST_STATE_KEY": "k" * 40}
 
     def first_round() -> str:
