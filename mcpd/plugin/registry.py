@@ -75,7 +75,7 @@ class Registry:
         second, cursor = registry.page(cursor, 1)  # ([echo], None)
     """
 
-    __slots__ = ("_plugins", "prompts", "resources", "templates", "tool_list")
+    __slots__ = ("_origins", "_plugins", "prompts", "resources", "templates", "tool_list")
 
     def __init__(
         self,
@@ -95,6 +95,7 @@ class Registry:
         )
         self.prompts = Listing(prompts, lambda item: item.name, "prompt names")
         self._plugins = tuple(plugins)
+        self._origins: dict[tuple[str, str], PluginRecord] | None = None
 
     @classmethod
     def of(cls, features: Features, plugins: Iterable[PluginRecord] = ()) -> Registry:
@@ -109,6 +110,22 @@ class Registry:
     def plugins(self) -> tuple[PluginRecord, ...]:
         """One record per ``mcpd`` entry point, in entry-point name order."""
         return self._plugins
+
+    def origin(self, kind: str, key: str) -> PluginRecord | None:
+        """The plugin that registered ``key``: a ``"tool"`` or ``"prompt"`` name, or a
+        ``"resource"`` URI or URI template (for logs about its failures)."""
+        if self._origins is None:
+            self._origins = {
+                (kind, item): plugin
+                for plugin in self._plugins
+                for kind, items in (
+                    ("tool", plugin.tools),
+                    ("prompt", plugin.prompts),
+                    ("resource", plugin.resources),
+                )
+                for item in items
+            }
+        return self._origins.get((kind, key))
 
     def get(self, name: str) -> Tool | None:
         """The tool called ``name``, or None."""

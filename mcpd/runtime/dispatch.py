@@ -38,6 +38,7 @@ from mcpd.protocol.errors import ResourceNotFound as ResourceNotFoundError
 from mcpd.protocol.handshake import initialize_result
 from mcpd.protocol.revisions import MODERN_VERSIONS, Era, argument_errors_are_tool_errors
 from mcpd.runtime.calls import Call, CallChannel
+from mcpd.runtime.containment import failure_fields, passes_through
 from mcpd.runtime.inputs import (
     InputRequired,
     InputRound,
@@ -202,13 +203,19 @@ class Dispatcher:
         arguments = params.get("arguments")
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidParams("arguments must be an object")
+        structlog.contextvars.bind_contextvars(tool=tool.name)
+        call.flight.label = f"tools/call {tool.name}"
         try:
             validated = tool.validate_arguments(arguments)
         except InvalidArguments as exc:
             if argument_errors_are_tool_errors(call.revision):
                 return error_result(f"invalid arguments for {tool.name}: {exc}")
             raise InvalidParams(f"invalid arguments for {tool.name}: {exc}") from None
-        structlog.contextvars.bind_contextvars(tool=tool.name)
+        except BaseException as exc:  # a plugin's own validator failed
+            if passes_through(exc):
+                raise
+            self._plugin_failed("tool.crashed", exc, "tool", tool.name)
+            return error_result(f"tool {tool.name} failed with an internal error")
         return await self._invoke(call, tool, validated)
 
     async def _invoke(self, call: Call, tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +228,7 @@ class Dispatcher:
         try:
             with trio.move_on_after(timeout) as channel.limit:
                 try:
-                    result = await _run_tool(tool, arguments, Context(channel), call)
+                    result = await self._run_tool(tool, arguments, Context(channel), call)
                 except BaseException as error:
                     need = input_required_in(error)
                     if need is None:
@@ -249,6 +256,36 @@ class Dispatcher:
             fields["arguments"] = arguments
         log.info("tool.call", **fields)
 
+    async def _run_tool(
+        self, tool: Tool, arguments: dict[str, Any], context: Context, call: Call
+    ) -> dict[str, Any]:
+        try:
+            return tool.render(await tool.invoke(arguments, context), call.revision)
+        except ClientCapabilityMissing as exc:
+            if call.era is Era.MODERN:
+                raise _missing_capability(exc) from None
+            return error_result(str(exc))
+        except ToolError as exc:
+            return error_result(str(exc))
+        except BaseException as exc:
+            if passes_through(exc):
+                raise
+            # The client gets no internals; our log gets the type and where (the text only
+            # when arguments may be logged: it often quotes them).
+            self._plugin_failed("tool.crashed", exc, "tool", tool.name)
+            return error_result(f"tool {tool.name} failed with an internal error")
+
+    def _plugin_failed(self, event: str, error: BaseException, kind: str, key: str) -> None:
+        """Log, once, a failure of plugin code that was contained to its call."""
+        origin = self.registry.origin(kind, key)
+        log.error(
+            event,
+            plugin=origin.name if origin is not None else None,
+            distribution=origin.distribution if origin is not None else None,
+            **{kind: key},
+            **failure_fields(error, with_message=self._log_arguments),
+        )
+
     # -- resources/read, prompts/get ----------------------------------------------------------
 
     async def _resources_read(self, call: Call) -> dict[str, Any]:
@@ -258,7 +295,9 @@ class Dispatcher:
             raise _not_found(call, uri)
         resource, variables = found
         try:
-            value = await self._run_feature(call, lambda ctx: resource.read(uri, variables, ctx))
+            value = await self._run_feature(
+                call, lambda ctx: resource.read(uri, variables, ctx), ("resource", resource.uri)
+            )
         except ResourceNotFound as exc:
             raise _not_found(call, exc.uri) from None
         if isinstance(value, dict) and value.get("resultType") == "input_required":
@@ -267,6 +306,11 @@ class Dispatcher:
             contents = resource.render(value, uri)
         except (TypeError, ValueError) as exc:
             log.error("resource.bad_output", resource=resource.name, error=str(exc))
+            raise InternalError(f"resource {resource.name} returned an unusable value") from None
+        except BaseException as exc:
+            if passes_through(exc):
+                raise
+            self._plugin_failed("handler.crashed", exc, "resource", resource.uri)
             raise InternalError(f"resource {resource.name} returned an unusable value") from None
         return {"contents": contents}
 
@@ -280,7 +324,9 @@ class Dispatcher:
             arguments = prompt.validate_arguments(params.get("arguments"))
         except InvalidArguments as exc:
             raise InvalidParams(f"invalid arguments for prompt {prompt.name}: {exc}") from None
-        value = await self._run_feature(call, lambda ctx: prompt.get(arguments, ctx))
+        value = await self._run_feature(
+            call, lambda ctx: prompt.get(arguments, ctx), ("prompt", prompt.name)
+        )
         if isinstance(value, dict) and value.get("resultType") == "input_required":
             return value
         try:
@@ -288,9 +334,18 @@ class Dispatcher:
         except (TypeError, ValueError) as exc:
             log.error("prompt.bad_output", prompt=prompt.name, error=str(exc))
             raise InternalError(f"prompt {prompt.name} returned an unusable value") from None
+        except BaseException as exc:
+            if passes_through(exc):
+                raise
+            self._plugin_failed("handler.crashed", exc, "prompt", prompt.name)
+            raise InternalError(f"prompt {prompt.name} returned an unusable value") from None
 
-    async def _run_feature(self, call: Call, run: Callable[[Context], Awaitable[Any]]) -> Any:
-        """Run a resource or prompt function with a context, within the default timeout."""
+    async def _run_feature(
+        self, call: Call, run: Callable[[Context], Awaitable[Any]], item: tuple[str, str]
+    ) -> Any:
+        """Run a resource or prompt function with a context, within the default timeout.
+
+        ``item`` (kind, key) names it in the log if it fails."""
         self._start_round(call)
         channel = CallChannel(call, self._settings.input_timeout)
         try:
@@ -308,14 +363,14 @@ class Dispatcher:
             raise InternalError("the handler timed out") from None
         except McpError:
             raise
-        except Exception:
-            log.exception("handler.crashed")
-            raise InternalError("internal error") from None
         except BaseException as error:
             need = input_required_in(error)
-            if need is None:
+            if need is not None:
+                return self._input_required(call, need)
+            if passes_through(error):
                 raise
-            return self._input_required(call, need)
+            self._plugin_failed("handler.crashed", error, *item)
+            raise InternalError("internal error") from None
         finally:
             channel.close()
 
@@ -354,8 +409,11 @@ class Dispatcher:
             raise InvalidParams(f"{name!r} is not an argument of this reference")
         try:
             completion = await target.completers.complete(name, value, others)
-        except Exception:
-            log.exception("completion.crashed")
+        except BaseException as exc:
+            if passes_through(exc):
+                raise
+            kind = "prompt" if isinstance(target, Prompt) else "resource"
+            self._plugin_failed("completion.crashed", exc, kind, key)
             raise InternalError("the completion provider failed") from None
         return {"completion": completion.to_result()}
 
@@ -402,21 +460,3 @@ def _not_found(call: Call, uri: str) -> McpError:
     if call.era is Era.MODERN:
         return InvalidParams(message, data={"uri": uri})
     return ResourceNotFoundError(message, data={"uri": uri})
-
-
-async def _run_tool(
-    tool: Tool, arguments: dict[str, Any], context: Context, call: Call
-) -> dict[str, Any]:
-    try:
-        value = await tool.invoke(arguments, context)
-    except ClientCapabilityMissing as exc:
-        if call.era is Era.MODERN:
-            raise _missing_capability(exc) from None
-        return error_result(str(exc))
-    except ToolError as exc:
-        return error_result(str(exc))
-    except Exception:
-        # The traceback goes to our log (without frame locals); the client gets no internals.
-        log.exception("tool.crashed")
-        return error_result(f"tool {tool.name} failed with an internal error")
-    return tool.render(value, call.revision)
