@@ -6,6 +6,7 @@ shape) and leaves the meaning of ``params`` to the method handlers.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -119,6 +120,29 @@ def notification_message(method: str, params: JsonObject) -> JsonObject:
     return {"jsonrpc": "2.0", "method": method, "params": params}
 
 
+class Unencodable(ValueError):
+    """A value that has no JSON form: a lone surrogate in a string, NaN, an unknown type, a
+    structure nested too deep."""
+
+
 def dumps(message: object) -> bytes:
-    """Serialize one message (or a batch list) to compact JSON bytes."""
-    return orjson.dumps(message)
+    """Serialize one message (or a batch list) to compact JSON bytes; ``Unencodable`` if it
+    has no JSON form.
+
+    Encode before committing anything to the wire: a response that fails half-way through
+    cannot be taken back.
+    """
+    try:
+        return orjson.dumps(message)
+    except orjson.JSONEncodeError as exc:
+        return _dumps_exact(message, exc)
+
+
+def _dumps_exact(message: object, error: Exception) -> bytes:
+    """The standard library's encoder, for what orjson refuses but JSON can carry: integers
+    beyond 64 bits (RFC 8259 leaves number precision to the reader)."""
+    try:
+        text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exact:  # UnicodeEncodeError included
+        raise Unencodable(str(error)) from exact

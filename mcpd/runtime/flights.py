@@ -7,7 +7,7 @@ with a reason.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar
 
@@ -25,16 +25,28 @@ SESSION_EXPIRED: Final = "session expired"
 SHUTDOWN: Final = "daemon shutting down"
 TIMED_OUT: Final = "timed out"  # a tool's own timeout (not a flight cancellation)
 
+# How long answering an abandoned flight may take (a write to its client).
+ABANDON_GRACE: Final = 2.0
+
 
 class Flight:
-    """One request's cancel scope; the first reason given wins."""
+    """One request's cancel scope; the first reason given wins.
 
-    __slots__ = ("reason", "request_id", "scope")
+    ``abandon``, set by whoever answers for the request, answers it with a terminal error
+    and lets go of it without waiting for its task: the last resort of a shutdown, for work
+    that does not stop when cancelled (a shielded ``finally`` that hangs, a sync tool that
+    never checks). Once ``abandoned``, the task's own answer, if it ever comes, is dropped.
+    """
 
-    def __init__(self, request_id: RequestId) -> None:
+    __slots__ = ("abandon", "abandoned", "label", "reason", "request_id", "scope")
+
+    def __init__(self, request_id: RequestId, label: str = "") -> None:
         self.request_id = request_id
+        self.label = label  # what it is, for logs: the method, or "tools/call <tool>"
         self.scope = trio.CancelScope()
         self.reason: str | None = None
+        self.abandon: Callable[[], Awaitable[None]] | None = None
+        self.abandoned = False
 
     def cancel(self, reason: str) -> None:
         if self.reason is None:
@@ -106,13 +118,45 @@ class FlightTracker:
         for flight in list(self._flights):
             flight.cancel(reason)
 
+    async def abandon_all(self) -> list[Flight]:
+        """Answer every flight still here with its terminal error and stop tracking it (see
+        ``Flight.abandon``); the flights given up on."""
+        stuck = list(self._flights)
+        # Shielded: answering them is all that is left to do for their clients; bounded,
+        # because a client that does not read must not hold the exit up.
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + ABANDON_GRACE):
+            async with trio.open_nursery() as nursery:
+                for flight in stuck:
+                    flight.abandoned = True
+                    if flight.abandon is not None:
+                        nursery.start_soon(flight.abandon)
+        for flight in stuck:
+            self.discard(flight)
+        return stuck
+
+    def describe(self) -> list[dict[str, object]]:
+        """The flights in flight, for logs (see ``describe``)."""
+        return describe(self._flights)
+
+
+def describe(flights: Iterable[Flight]) -> list[dict[str, object]]:
+    """Flights for a log event: request id, what it is, why it was cancelled."""
+    return [
+        {"request_id": f.request_id, "call": f.label, "cancel_reason": f.reason} for f in flights
+    ]
+
 
 @dataclass(slots=True)
 class Done(Generic[T]):
-    """How a flight's work ended: a value, the exception it raised, or neither (cancelled)."""
+    """How a flight's work ended: a value, the exception it raised, or neither (cancelled).
+
+    ``error`` may be any ``BaseException`` but a cancellation: whatever the work raised is
+    handed back, never let loose in the nursery the work runs in (where it would end every
+    other request of the session, or the daemon).
+    """
 
     value: T | None = None
-    error: Exception | None = None
+    error: BaseException | None = None
     completed: bool = False
 
     @property
@@ -131,5 +175,21 @@ async def fly(flight: Flight, work: Callable[[], Awaitable[T]], done: Done[T]) -
         try:
             done.value = await work()
             done.completed = True
-        except Exception as exc:
-            done.error = exc
+        except trio.Cancelled:
+            raise
+        except BaseException as exc:
+            # Cancellations inside a group still belong to their scopes; the rest is ours.
+            cancelled, rest = _split_cancelled(exc)
+            done.error = rest
+            if cancelled is not None:
+                raise cancelled from None
+
+
+def _split_cancelled(
+    error: BaseException,
+) -> tuple[BaseException | None, BaseException | None]:
+    if isinstance(error, BaseExceptionGroup):
+        cancelled, rest = error.split(trio.Cancelled)
+        if cancelled is not None:
+            return cancelled, rest
+    return None, error

@@ -43,11 +43,15 @@ class StreamOwner(Protocol):
 
 class Reply(Protocol):
     """Where a request's answer goes: an ``Exchange`` (a POST's response) or, on the
-    2024-11-05 transport, the session's SSE connection."""
+    2024-11-05 transport, the session's SSE connection.
+
+    ``respond`` takes the answer already encoded: whoever answers encodes it first, so a
+    value with no JSON form is caught before anything reaches the wire.
+    """
 
     async def notify(self, message: JsonObject) -> None: ...
 
-    async def respond(self, message: JsonObject, status: int = 200) -> None: ...
+    async def respond(self, data: bytes, status: int = 200) -> None: ...
 
     async def skip(self) -> None: ...
 
@@ -99,7 +103,7 @@ class Exchange:
         self._expected = expected
         self._batch = batch
         self._headers = headers
-        self._responses: list[JsonObject] = []
+        self._responses: list[bytes] = []  # encoded, waiting for the JSON answer
         self._lock = _FastLock()
         self._status = 200
         # Resumable (legacy sessions): events get ids and are kept for a resume by GET.
@@ -174,15 +178,19 @@ class Exchange:
         return self._log.record(data) if self._log is not None else sse.event(data)
 
     async def notify(self, message: JsonObject) -> None:
-        """Send a notification that belongs to this POST (switches to SSE)."""
+        """Send a notification that belongs to this POST (switches to SSE).
+
+        Raises ``Unencodable`` (to the plugin code that sent it) before anything is written.
+        """
+        data = dumps(message)
         async with self._lock:
             if self.finished:
                 return
             await self._ensure_stream()
-            await self._write(self._event(dumps(message)))
+            await self._write(self._event(data))
 
-    async def respond(self, message: JsonObject, status: int = 200) -> None:
-        """Deliver one owed response; the last one completes the HTTP response.
+    async def respond(self, data: bytes, status: int = 200) -> None:
+        """Deliver one owed response (encoded); the last one completes the HTTP response.
 
         ``status`` applies when the response is the whole (JSON) answer, e.g. 400 for a
         2026 error the spec gives an HTTP status; on a stream it cannot change anything.
@@ -193,9 +201,9 @@ class Exchange:
             self._status = status
             self._expected -= 1
             if self.streaming:
-                await self._write(self._event(dumps(message)))
+                await self._write(self._event(data))
             else:
-                self._responses.append(message)
+                self._responses.append(data)
             if self._expected <= 0:
                 await self._complete()
 
@@ -233,12 +241,14 @@ class Exchange:
         if self.streaming:
             await self._final(b"")
             return
-        payload = self._responses if self._batch else self._responses[0]
+        if self._batch:
+            body, status = b"[" + b",".join(self._responses) + b"]", 200
+        else:
+            body, status = self._responses[0], self._status
         if not self.broken:
             headers = [*JSON_HEADERS, *self._headers]
             try:
-                status = self._status if not self._batch else 200
-                await send_response(self._send, status, dumps(payload), headers)
+                await send_response(self._send, status, body, headers)
             except Exception:  # the connection is gone; nobody is left to answer
                 self.broken = True
 
@@ -258,6 +268,15 @@ class Exchange:
             self._log = self._owner.open_stream(self)
             if self._prime:
                 await self._write(self._log.priming())
+        # Answers of a batch that came before the switch go first, as events.
+        queued, self._responses = self._responses, []
+        for data in queued:
+            await self._write(self._event(data))
+
+    @property
+    def replay_bytes(self) -> int:
+        """Bytes of events this stream keeps for a resume."""
+        return 0 if self._log is None else self._log.bytes
 
     @property
     def stream_key(self) -> str | None:

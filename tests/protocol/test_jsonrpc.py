@@ -5,6 +5,7 @@ from mcpd.protocol.jsonrpc import (
     Notification,
     Request,
     Response,
+    Unencodable,
     dumps,
     error_message,
     parse_body,
@@ -81,3 +82,18 @@ def test_framing_round_trip() -> None:
     assert dumps(result_message(1, {"a": 1})) == b'{"jsonrpc":"2.0","id":1,"result":{"a":1}}'
     error = error_message(None, InvalidRequest("bad"))
     assert error == {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "bad"}}
+
+
+def test_dumps_sends_big_integers_exactly() -> None:
+    assert dumps({"n": 123456789012345678901234567890}) == b'{"n":123456789012345678901234567890}'
+    assert dumps({"n": -(2**70), "s": "é"}) == '{"n":-1180591620717411303424,"s":"é"}'.encode()
+
+
+@pytest.mark.parametrize("bad", ["lone \ud800 surrogate", object(), {1j: 1}])
+def test_dumps_refuses_what_json_cannot_carry(bad: object) -> None:
+    with pytest.raises(Unencodable):
+        dumps({"v": bad})
+
+
+def test_dumps_writes_non_finite_floats_as_null() -> None:
+    assert dumps({"v": float("nan")}) == b'{"v":null}'

@@ -22,9 +22,10 @@ from mcpd.runtime.flights import (
     Done,
     Flight,
     FlightTracker,
+    describe,
     fly,
 )
-from mcpd.runtime.sessions import RETAINED_STREAMS, Session, SessionManager
+from mcpd.runtime.sessions import RETAINED_STREAMS, Session, SessionLimits, SessionManager
 
 T = TypeVar("T")
 IDLE = 60.0
@@ -229,3 +230,105 @@ async def test_finished_streams_are_kept_for_the_window_and_bounded(
     await trio.sleep(2)
     assert session.resumable == {}
     assert len({*keys}) == len(keys)  # keys are unique within the session
+
+
+class _Stream:
+    """Stands in for an exchange in ``Session.resumable``: only its replay size matters."""
+
+    def __init__(self, replay_bytes: int) -> None:
+        self.replay_bytes = replay_bytes
+
+
+async def test_finished_streams_are_bounded_in_bytes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limits = SessionLimits(replay_session_bytes=1000)
+    async with trio.open_nursery() as nursery:
+        sessions = SessionManager(idle_timeout=IDLE, max_sessions=3, limits=limits)
+        await nursery.start(sessions.run)
+        session = await sessions.create(INIT)
+        keys = [session.new_stream_key() for _ in range(5)]
+        for key in keys:
+            session.resumable[key] = _Stream(400)
+            session.forget_stream(key, 30.0)
+        # 400 bytes each, 1000 in all: the two newest stay.
+        assert list(session.resumable) == keys[-2:]
+        # One stream larger than the whole budget is still kept alone (it was just sent).
+        big = session.new_stream_key()
+        session.resumable[big] = _Stream(5000)
+        session.forget_stream(big, 30.0)
+        assert list(session.resumable) == [big]
+        nursery.cancel_scope.cancel()
+
+
+async def test_requests_in_flight_are_capped_per_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        sessions = SessionManager(
+            idle_timeout=IDLE, max_sessions=3, limits=SessionLimits(max_requests=2)
+        )
+        await nursery.start(sessions.run)
+        session = await sessions.create(INIT)
+        for request_id in (1, 2):
+            nursery.start_soon(run, session, Flight(request_id), trio.sleep_forever)
+        await trio.sleep(1)
+        with pytest.raises(ServerUnavailable, match="in flight"):
+            session.start(Flight(3), trio.sleep_forever)
+        session.close(SESSION_DELETED)
+        await session.wait_closed()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [KeyboardInterrupt(), SystemExit(2), GeneratorExit(), BaseExceptionGroup("g", [SystemExit()])],
+)
+async def test_fly_hands_back_any_base_exception(raised: BaseException) -> None:
+    async def work() -> None:
+        raise raised
+
+    done: Done[None] = Done()
+    await fly(Flight(1), work, done)
+    assert done.error is raised
+
+
+async def test_fly_lets_cancellation_through_and_keeps_the_failure() -> None:
+    flight = Flight(1)
+
+    async def child() -> None:
+        flight.cancel(SHUTDOWN)  # the flight is being cancelled as the plugin fails
+        raise KeyboardInterrupt
+
+    async def work() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child)
+            await trio.sleep_forever()
+
+    done: Done[None] = Done()
+    await fly(flight, work, done)
+    assert isinstance(done.error, BaseExceptionGroup)
+    assert done.error.subgroup(KeyboardInterrupt) is not None
+    assert done.error.subgroup(trio.Cancelled) is None
+
+
+async def test_abandoning_answers_and_forgets_stuck_flights(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    tracker = FlightTracker()
+    answered: list[object] = []
+    stuck = Flight("stuck", "tools/call hang")
+
+    async def answer() -> None:
+        answered.append(stuck.request_id)
+
+    stuck.abandon = answer
+    tracker.add(stuck)
+    given_up = await tracker.abandon_all()
+    assert given_up == [stuck]
+    assert stuck.abandoned
+    assert answered == ["stuck"]
+    assert len(tracker) == 0
+    assert describe(given_up) == [
+        {"request_id": "stuck", "call": "tools/call hang", "cancel_reason": None}
+    ]
