@@ -39,8 +39,19 @@ class ServerSettings:
     session_idle_timeout: float = 1800.0  # legacy session expiry after no activity
     max_sessions: int = 10_000
     shutdown_grace: float = 10.0  # in-flight calls get this long after SIGTERM
+    # Then they are cancelled; calls still running this long after that are given up on
+    # (their clients get -32000) and the daemon exits anyway, with status 3.
+    stop_timeout: float = 10.0
     keep_alive_timeout: float = 5.0  # idle HTTP keep-alive connections close after this
     write_timeout: float = 30.0  # a client that stops reading is dropped after this
+    body_timeout: float = 30.0  # a request body must be complete this long after its headers
+    max_requests_per_session: int = 256  # a legacy session's requests in flight at once
+    # Bytes of events kept for Last-Event-ID replay: per stream, and across a session's
+    # finished streams.
+    replay_log_bytes: int = 1024 * 1024
+    replay_session_bytes: int = 8 * 1024 * 1024
+    # What one 2024-11-05 SSE connection may hold for a client that reads slowly.
+    stream_buffer_bytes: int = 4 * 1024 * 1024
     # Legacy sessions: a request whose SSE connection drops keeps running this long for the
     # client to resume the stream (GET + Last-Event-ID); 0 = no resumption, cancel at once.
     resume_window: float = 30.0
@@ -214,8 +225,14 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "session_idle_timeout_seconds": ("session_idle_timeout", _positive_number),
             "max_sessions": ("max_sessions", _positive_int),
             "shutdown_grace_seconds": ("shutdown_grace", _number),
+            "stop_timeout_seconds": ("stop_timeout", _positive_number),
             "keep_alive_timeout_seconds": ("keep_alive_timeout", _positive_number),
             "write_timeout_seconds": ("write_timeout", _positive_number),
+            "body_timeout_seconds": ("body_timeout", _positive_number),
+            "max_requests_per_session": ("max_requests_per_session", _positive_int),
+            "replay_log_bytes": ("replay_log_bytes", _positive_int),
+            "replay_session_bytes": ("replay_session_bytes", _positive_int),
+            "stream_buffer_bytes": ("stream_buffer_bytes", _positive_int),
             "resume_window_seconds": ("resume_window", _number),
             "http_sse": ("http_sse", _bool),
             "sse_path": ("sse_path", _path),

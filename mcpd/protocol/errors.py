@@ -18,6 +18,7 @@ The hierarchy::
     │       ├── SessionNotFound       404
     │       ├── MethodNotAllowed      405
     │       ├── NotAcceptable         406
+    │       ├── RequestTimeout        408  body not complete within body_timeout
     │       ├── PayloadTooLarge       413
     │       └── UnsupportedMediaType  415
     └── LocalError                    our side failed (5xx)
@@ -130,6 +131,12 @@ class MethodNotAllowed(TransportError):
 
 class NotAcceptable(TransportError):
     http_status = 406
+
+
+class RequestTimeout(TransportError):
+    """The request body did not arrive in time; the connection is closed after the answer."""
+
+    http_status = 408
 
 
 class PayloadTooLarge(TransportError):

@@ -15,8 +15,10 @@ from typing import Final
 
 from mcpd.protocol import sse
 
-# Events kept per stream for replay; a client further behind cannot resume without a gap.
+# Events and bytes kept per stream for replay; a client further behind cannot resume without
+# a gap. (A count alone is no bound: 512 events of 20 kB are 10 MB.)
 LOG_LIMIT: Final = 512
+LOG_BYTES: Final = 1024 * 1024
 # Milliseconds a client should wait before reconnecting (the SSE ``retry`` field).
 RETRY_MS: Final = 1000
 # Priming events (an id and empty data) only reach clients that expect them: older clients
@@ -28,20 +30,27 @@ _EVENT_ID: Final = re.compile(r"([gp][0-9]*)\.([0-9]{1,18})")
 
 
 class EventLog:
-    """The replayable events of one SSE stream."""
+    """The replayable events of one SSE stream: the newest ``limit`` events, at most
+    ``max_bytes`` of them (an event larger than that is sent but not kept)."""
 
-    __slots__ = ("_events", "_seq", "key")
+    __slots__ = ("_events", "_limit", "_max_bytes", "_seq", "bytes", "key")
 
-    def __init__(self, key: str, limit: int = LOG_LIMIT) -> None:
+    def __init__(self, key: str, limit: int = LOG_LIMIT, max_bytes: int = LOG_BYTES) -> None:
         self.key = key
-        self._events: deque[tuple[int, bytes]] = deque(maxlen=limit)
+        self._events: deque[tuple[int, bytes]] = deque()
         self._seq = 0
+        self._max_bytes = max_bytes
+        self.bytes = 0  # framed bytes kept
+        self._limit = limit
 
     def record(self, data: bytes) -> bytes:
         """Frame ``data`` as the stream's next event (with its id) and keep it."""
         self._seq += 1
         framed = sse.event(data, event_id=f"{self.key}.{self._seq}")
         self._events.append((self._seq, framed))
+        self.bytes += len(framed)
+        while self._events and (self.bytes > self._max_bytes or len(self._events) > self._limit):
+            self.bytes -= len(self._events.popleft()[1])
         return framed
 
     def priming(self, retry_ms: int = RETRY_MS) -> bytes:

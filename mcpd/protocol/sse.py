@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Final
 
-KEEPALIVE: Final = b": keep-alive\n\n"
+# A comment line without the blank line that would end an event. The blank line is harmless
+# by the SSE standard (no data, no event), but httpx-sse, which the Python SDK uses, emits an
+# empty-data event for it once any event carried an id, and mcp 1.x then logs a parse error
+# for every keep-alive of a resumable stream.
+KEEPALIVE: Final = b": keep-alive\n"
 
 HEADERS: Final = (
     (b"content-type", b"text/event-stream"),

@@ -11,6 +11,7 @@ import contextlib
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -28,7 +29,7 @@ from mcpd.protocol.jsonrpc import (
     request_message,
 )
 from mcpd.protocol.meta import check_log_level
-from mcpd.protocol.resume import EventLog
+from mcpd.protocol.resume import LOG_BYTES, EventLog
 from mcpd.runtime.flights import SESSION_EXPIRED, Flight, NurseryHost
 from mcpd.runtime.mailbox import Mailbox
 from mcpd.runtime.notices import ListKind, Notices
@@ -42,12 +43,24 @@ log = structlog.get_logger("mcpd.sessions")
 DEFAULT_LOG_LEVEL = "info"
 # Messages kept for a GET stream that is not open (list changes, resource updates).
 OUTBOX_LIMIT: Final = 256
-# Finished streams a session keeps for late resumes (each holds up to resume.LOG_LIMIT events).
+# Finished streams a session keeps for late resumes (each log bounded by SessionLimits).
 RETAINED_STREAMS: Final = 32
 # How long withdrawing an unanswered question may take (a write on the asking stream).
 WITHDRAW_GRACE: Final = 1.0
 # How long an ending session waits for its cancelled requests to end their responses.
 UNWIND_GRACE: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """Bounds every session of a daemon shares (``[server]`` settings)."""
+
+    max_requests: int = 256  # requests in flight at once
+    replay_log_bytes: int = LOG_BYTES  # kept per resumable stream
+    replay_session_bytes: int = 8 * LOG_BYTES  # kept across the session's finished streams
+
+
+DEFAULT_LIMITS: Final = SessionLimits()
 
 
 class Session:
@@ -71,6 +84,7 @@ class Session:
         "flights",
         "handshake",
         "id",
+        "limits",
         "log_level",
         "pending",
         "resumable",
@@ -79,9 +93,12 @@ class Session:
         "version",
     )
 
-    def __init__(self, init: InitializeParams, idle_timeout: float) -> None:
+    def __init__(
+        self, init: InitializeParams, idle_timeout: float, limits: SessionLimits = DEFAULT_LIMITS
+    ) -> None:
         # 256 bits from the CSPRNG, URL-safe base64: visible ASCII as the spec requires.
         self.id = secrets.token_urlsafe(32)
+        self.limits = limits
         self.version = init.negotiated_version
         self.capabilities = init.capabilities
         self.client_info = init.client_info
@@ -204,6 +221,11 @@ class Session:
             raise SessionNotFound("session has ended")
         if flight.request_id in self.flights:
             raise InvalidRequest(f"request id {flight.request_id!r} is already in flight")
+        if len(self.flights) >= self.limits.max_requests:
+            raise ServerUnavailable(
+                f"this session has {len(self.flights)} requests in flight, the most allowed;"
+                " wait for answers before sending more"
+            )
         self.flights[flight.request_id] = flight
         self.touch()
         self._nursery.start_soon(self._own, flight, work)
@@ -223,7 +245,7 @@ class Session:
     def get_log(self) -> EventLog:
         """The replay log of the session's GET stream (made when first needed)."""
         if self._get_log is None:
-            self._get_log = EventLog("g")
+            self._get_log = EventLog("g", max_bytes=self.limits.replay_log_bytes)
         return self._get_log
 
     def new_stream_key(self) -> str:
@@ -232,14 +254,15 @@ class Session:
 
     def open_stream(self, exchange: Any) -> EventLog:
         """Register a POST's response stream for resumption; its event log."""
-        log = EventLog(self.new_stream_key())
+        log = EventLog(self.new_stream_key(), max_bytes=self.limits.replay_log_bytes)
         self.resumable[log.key] = exchange
         return log
 
     def forget_stream(self, key: str, after: float) -> None:
         """Stop offering stream ``key`` for resumption, ``after`` seconds from now.
 
-        At most ``RETAINED_STREAMS`` finished streams are kept per session (the oldest go
+        At most ``RETAINED_STREAMS`` finished streams, holding at most
+        ``limits.replay_session_bytes`` of events, are kept per session (the oldest go
         first), so a busy session's replay logs stay bounded.
         """
         if after <= 0 or self._nursery is None or self.closing:
@@ -248,9 +271,15 @@ class Session:
         if self._finished is None:
             self._finished = deque()
         self._finished.append(key)
-        while len(self._finished) > RETAINED_STREAMS:
+        while len(self._finished) > RETAINED_STREAMS or (
+            len(self._finished) > 1 and self._finished_bytes() > self.limits.replay_session_bytes
+        ):
             self.resumable.pop(self._finished.popleft(), None)
         self._nursery.start_soon(self._forget, key, after)
+
+    def _finished_bytes(self) -> int:
+        finished = self._finished or ()
+        return sum(getattr(self.resumable.get(key), "replay_bytes", 0) for key in finished)
 
     async def _forget(self, key: str, after: float) -> None:
         try:
@@ -359,10 +388,12 @@ class SessionManager(NurseryHost):
         *,
         idle_timeout: float,
         max_sessions: int,
+        limits: SessionLimits = DEFAULT_LIMITS,
         notices: Notices | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         super().__init__()
+        self._limits = limits
         self._metrics = metrics if metrics is not None else Metrics()
         self._sessions: dict[str, Session] = {}
         self._notices = notices if notices is not None else Notices()
@@ -374,7 +405,7 @@ class SessionManager(NurseryHost):
             raise ServerUnavailable("sessions are not being served")
         if len(self._sessions) >= self._max:
             raise ServerUnavailable("too many sessions; try again later")
-        session = Session(init, self._idle_timeout)
+        session = Session(init, self._idle_timeout, self._limits)
         self._sessions[session.id] = session
         await self._nursery.start(self._own, session)
         return session

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from time import perf_counter
 from typing import Any
@@ -21,6 +21,7 @@ import trio
 
 from mcpd.config import ServerSettings
 from mcpd.metrics import CANCELLED, GET_STREAM, LISTEN, POST_SSE, TOOL_ERROR, Metrics
+from mcpd.plugin.errors import error_result
 from mcpd.protocol import headers as hdr
 from mcpd.protocol.errors import (
     InternalError,
@@ -38,7 +39,9 @@ from mcpd.protocol.jsonrpc import (
     Message,
     Notification,
     Request,
+    RequestId,
     Response,
+    Unencodable,
     dumps,
     error_message,
     parse_body,
@@ -49,6 +52,7 @@ from mcpd.protocol.resume import PRIMING_SINCE, RESUMABLE_SINCE, parse_event_id
 from mcpd.protocol.revisions import LEGACY_VERSIONS, MODERN_VERSIONS, Era, allows_batch, era_of
 from mcpd.protocol.shapes import complete_result
 from mcpd.runtime.calls import Call
+from mcpd.runtime.containment import failure_fields
 from mcpd.runtime.dispatch import SERVER_INFO, Dispatcher
 from mcpd.runtime.flights import (
     CLIENT_CANCELLED,
@@ -64,6 +68,7 @@ from mcpd.runtime.flights import (
 )
 from mcpd.runtime.sessions import Session, SessionManager
 from mcpd.transport.asgi_io import (
+    CLOSE,
     ClientGone,
     Receive,
     Scope,
@@ -81,7 +86,9 @@ log = structlog.get_logger("mcpd.http")
 CLEAN_END_GRACE = 5.0
 # A resumable session's call still running after this long switches to SSE (priming event).
 PRIME_AFTER = 1.0
-_ALLOW = [(b"allow", b"GET, POST, DELETE")]
+_ALLOW = ((b"allow", b"GET, POST, DELETE"),)
+# The terminal answer of a request that shutdown ended.
+_SHUT_DOWN = ServerUnavailable("the daemon shut down before the request completed")
 
 
 class Endpoint:
@@ -146,32 +153,52 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_map(scope)
+        method = scope["method"]
+        body = b""
         try:
             self.check_request_origin(headers)
-            method = scope["method"]
             if method == "POST":
-                await self._post(headers, receive, send)
-            elif method == "GET":
-                await self._get(headers, receive, send)
-            elif method == "DELETE":
-                await self._delete(headers, send)
-            else:
+                body = await self._take_body(headers, receive)
+            elif method not in ("GET", "DELETE"):
                 raise MethodNotAllowed(f"{method} is not supported on the MCP endpoint")
         except McpError as exc:
-            self._metrics.rejected(exc.http_status)
-            extra = _ALLOW if isinstance(exc, MethodNotAllowed) else []
-            await reject(send, exc, exc.request_id, extra)
+            # Refused before its body was read: the connection cannot carry another request,
+            # and saying so keeps a client from sending one onto it.
+            await self._refuse(send, exc, CLOSE if method not in ("GET", "DELETE") else ())
+            return
+        except ClientGone:
+            return
+        try:
+            if method == "POST":
+                await self._post(body, headers, receive, send)
+            elif method == "GET":
+                await self._get(headers, receive, send)
+            else:
+                await self._delete(headers, send)
+        except McpError as exc:
+            await self._refuse(send, exc)
         except ClientGone:
             return
 
+    async def _refuse(
+        self, send: Send, error: McpError, extra: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
+        self._metrics.rejected(error.http_status)
+        await reject(send, error, error.request_id, (*_extra_headers(error), *extra))
+
     # -- POST ---------------------------------------------------------------------------------
 
-    async def _post(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
+    async def _take_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         if not self._tracker.accepting:
             raise ServerUnavailable("the daemon is shutting down")
         hdr.check_content_type(headers.get("content-type"))
         hdr.check_post_accept(headers.get("accept"))
-        body = await read_body(receive, headers, self._settings.max_body_bytes)
+        settings = self._settings
+        return await read_body(receive, headers, settings.max_body_bytes, settings.body_timeout)
+
+    async def _post(
+        self, body: bytes, headers: dict[str, str], receive: Receive, send: Send
+    ) -> None:
         messages, is_batch = parse_body(body)
         if hdr.classify(messages, headers) is Era.MODERN:
             await self._modern(messages, is_batch, headers, receive, send)
@@ -204,7 +231,12 @@ class Endpoint:
             return
         exchange = Exchange(send, expected=1, batch=False, headers=[], metrics=self._metrics)
         call = Call(
-            message, meta.protocol_version, Era.MODERN, Flight(message.id), exchange, meta=meta
+            message,
+            meta.protocol_version,
+            Era.MODERN,
+            Flight(message.id, message.method),
+            exchange,
+            meta=meta,
         )
         await self._serve([call], exchange, receive, self._stateless)
 
@@ -293,7 +325,7 @@ class Endpoint:
             metrics=self._metrics,
         )
         calls = [
-            Call(r, session.version, Era.LEGACY, Flight(r.id), exchange, session=session)
+            Call(r, session.version, Era.LEGACY, Flight(r.id, r.method), exchange, session=session)
             for r in requests
         ]
         if not resumable:
@@ -375,17 +407,19 @@ class Endpoint:
             try:
                 await self._answer(call, exchange)
             finally:
-                self._tracker.discard(call.flight)
-                waiter.answered()
+                if not call.flight.abandoned:  # else the abandoning did this already
+                    self._tracker.discard(call.flight)
+                    waiter.answered()
 
         for call in calls:
+            call.flight.abandon = partial(self.abandon, call, exchange, waiter.answered)
             self._tracker.add(call.flight)
             try:
                 owner.start(call.flight, partial(answer, call))
             except McpError as exc:  # refused before it ran, e.g. a duplicate request id
                 self._tracker.discard(call.flight)
                 waiter.answered()
-                await exchange.respond(error_message(call.request.id, exc))
+                await exchange.respond(dumps(error_message(call.request.id, exc)))
         try:
             await waiter.watch(
                 receive,
@@ -412,21 +446,45 @@ class Endpoint:
         started = perf_counter()
         done: Done[dict[str, Any]] = Done()
         await fly(call.flight, partial(self._dispatcher.handle, call), done)
+        if call.flight.abandoned:  # answered with a terminal error while it would not stop
+            return
         if done.outcome is None:
             error_type = CANCELLED
             self._metrics.cancelled(call.flight.reason)
             await self._cancelled(call, exchange)
-        elif done.error is not None:
-            error = _as_protocol_error(done.error)
-            error_type = str(error.code)
-            # 2026: an undeclared client capability is an HTTP 400 (transports spec).
-            status = 400 if isinstance(error, MissingClientCapability) else 200
-            await exchange.respond(error_message(request.id, error), status)
         else:
-            assert done.value is not None
-            error_type = TOOL_ERROR if done.value.get("isError") is True else ""
-            await exchange.respond(result_message(request.id, self._shape(call, done.value)))
+            data, status, error_type = self._encode(call, done)
+            await exchange.respond(data, status)
         self._metrics.operation(request.method, error_type, perf_counter() - started)
+
+    def _encode(self, call: Call, done: Done[dict[str, Any]]) -> tuple[bytes, int, str]:
+        """The answer as bytes, its HTTP status (when it is the whole answer), its error type.
+
+        Encoded here, before anything is written: a result with no JSON form (a lone
+        surrogate, NaN, a foreign type) becomes a clean error answer instead of a response
+        broken half-way or an empty 500.
+        """
+        request = call.request
+        if done.error is not None:
+            return _error_answer(request.id, done.error)
+        assert done.value is not None
+        error_type = TOOL_ERROR if done.value.get("isError") is True else ""
+        try:
+            return dumps(result_message(request.id, self._shape(call, done.value))), 200, error_type
+        except Unencodable as exc:
+            name = request.params.get("name") if request.method == "tools/call" else None
+            log.error("result.unencodable", error=str(exc), tool=name)
+        if request.method != "tools/call":
+            return _error_answer(request.id, InternalError("the result has no JSON form"))
+        failed = error_result(f"tool {name} returned a result that cannot be encoded as JSON")
+        return dumps(result_message(request.id, self._shape(call, failed))), 200, TOOL_ERROR
+
+    async def abandon(self, call: Call, reply: Reply, answered: Callable[[], None]) -> None:
+        """Answer a request that would not stop after shutdown cancelled it (see
+        ``Flight.abandon``): its client gets the terminal error now."""
+        log.error("request.abandoned", request_id=call.request.id, call=call.flight.label)
+        await reply.respond(dumps(error_message(call.request.id, _SHUT_DOWN)))
+        answered()
 
     async def _cancelled(self, call: Call, exchange: Reply) -> None:
         log.info("request.cancelled", reason=call.flight.reason)
@@ -436,8 +494,7 @@ class Endpoint:
             scope.deadline = trio.current_time() + CLEAN_END_GRACE
             if call.flight.reason == SHUTDOWN:
                 # A terminal error event so the client learns why its request ended.
-                error = ServerUnavailable("the daemon shut down before the request completed")
-                await exchange.respond(error_message(call.request.id, error))
+                await exchange.respond(dumps(error_message(call.request.id, _SHUT_DOWN)))
             else:
                 await exchange.skip()
 
@@ -583,10 +640,23 @@ class _Waiter:
                     await trio.sleep_forever()
 
 
-def _as_protocol_error(error: Exception) -> McpError:
+def _extra_headers(error: McpError) -> tuple[tuple[bytes, bytes], ...]:
+    return _ALLOW if isinstance(error, MethodNotAllowed) else ()
+
+
+def _error_answer(request_id: RequestId, error: BaseException) -> tuple[bytes, int, str]:
+    failure = _as_protocol_error(error)
+    # 2026: an undeclared client capability is an HTTP 400 (transports spec).
+    status = 400 if isinstance(failure, MissingClientCapability) else 200
+    return dumps(error_message(request_id, failure)), status, str(failure.code)
+
+
+def _as_protocol_error(error: BaseException) -> McpError:
     if isinstance(error, McpError):
         return error
-    log.error("request.failed", exc_info=error)
+    # mcpd's own bug (plugin failures are contained where plugin code runs): the traceback
+    # goes to the log, without the exception's text, which may quote what the client sent.
+    log.error("request.failed", **failure_fields(error, with_message=False))
     return InternalError("internal error")
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections import deque
 from functools import partial
 from time import perf_counter
-from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
@@ -27,6 +27,7 @@ from mcpd.protocol.errors import (
     InvalidRequest,
     McpError,
     MethodNotAllowed,
+    RequestTimeout,
     ServerUnavailable,
     SessionNotFound,
     SessionRequired,
@@ -34,6 +35,7 @@ from mcpd.protocol.errors import (
 from mcpd.protocol.handshake import parse_initialize
 from mcpd.protocol.jsonrpc import (
     JsonObject,
+    Message,
     Notification,
     Request,
     Response,
@@ -45,34 +47,87 @@ from mcpd.protocol.jsonrpc import (
 from mcpd.protocol.revisions import Era
 from mcpd.runtime.calls import Call
 from mcpd.runtime.flights import CLIENT_DISCONNECTED, Flight
-from mcpd.runtime.mailbox import Mailbox
 from mcpd.runtime.sessions import Session
 from mcpd.transport import sse_io
-from mcpd.transport.asgi_io import ClientGone, Receive, Scope, header_map, read_body, reject
+from mcpd.transport.asgi_io import (
+    CLOSE,
+    ClientGone,
+    Receive,
+    Scope,
+    header_map,
+    read_body,
+    reject,
+)
 from mcpd.transport.endpoint import Endpoint
 from mcpd.transport.exchange import Send, send_response
 from mcpd.transport.hypercorn_fixes import send_final_body
 
 log = structlog.get_logger("mcpd.http_sse")
 
-# Messages queued for a connection that is not draining them; beyond it the oldest go.
-QUEUE_LIMIT = 1024
-
 
 class Connection:
-    """One ``GET /sse`` connection: the outbound queue, and the session once initialized."""
+    """One ``GET /sse`` connection: its queue of encoded events, and the session once
+    initialized.
 
-    def __init__(self) -> None:
-        self.id = secrets.token_hex(16)
+    The queue never drops an event (answers must reach their client), but it is bounded in
+    bytes: once ``buffer_bytes`` are waiting, the client's POSTs wait for room
+    (``wait_room``), so a client that reads slowly also sends slowly. Answers to requests
+    already accepted may still be queued beyond the bound; there are at most
+    ``max_requests_per_session`` of those.
+    """
+
+    def __init__(self, buffer_bytes: int) -> None:
+        # As strong as Mcp-Session-Id: 256 bits from the CSPRNG (it is the session's address).
+        self.id = secrets.token_urlsafe(32)
         self.session: Session | None = None
         self.initialized = trio.Event()
-        self._outbox: Mailbox[JsonObject] = Mailbox(QUEUE_LIMIT)
+        self.scope: trio.CancelScope | None = None  # the connection's own, once streaming
+        self._queue: deque[bytes] = deque()
+        self._bytes = 0
+        self._limit = buffer_bytes
+        self._ready: trio.Event | None = None  # the writer waits for events
+        self._room: trio.Event | None = None  # POSTs wait for the queue to drain
 
     def post(self, message: JsonObject) -> None:
-        self._outbox.put(message)
+        """Queue a message (encoded now: ``Unencodable`` reaches whoever sent it)."""
+        self.queue_encoded(dumps(message))
 
-    async def next(self) -> JsonObject:
-        return await self._outbox.get()
+    def queue_encoded(self, data: bytes) -> None:
+        """Queue an encoded message as the stream's next event."""
+        event = sse.event(data)
+        self._queue.append(event)
+        self._bytes += len(event)
+        if self._ready is not None:
+            self._ready.set()
+
+    async def take(self) -> bytes:
+        """The next event to write; waits until there is one."""
+        while not self._queue:
+            self._ready = trio.Event()
+            await self._ready.wait()
+        data = self._queue.popleft()
+        self._bytes -= len(data)
+        if self._room is not None and self._bytes < self._limit:
+            self._room.set()
+            self._room = None
+        return data
+
+    async def wait_room(self, patience: float) -> bool:
+        """Wait until the queue is below its bound; False if it stayed full ``patience``
+        seconds (the client is not reading)."""
+        with trio.move_on_after(patience):
+            while self._bytes >= self._limit:
+                if self._room is None:
+                    self._room = trio.Event()
+                await self._room.wait()
+            return True
+        return False
+
+    def end(self, reason: str) -> None:
+        """Close the SSE connection (and so the session) from the server's side."""
+        log.warning("http_sse.connection_ended", reason=reason)
+        if self.scope is not None:
+            self.scope.cancel(reason=reason)
 
 
 class ConnectionReply:
@@ -89,11 +144,15 @@ class ConnectionReply:
     async def notify(self, message: JsonObject) -> None:
         self._connection.post(message)
 
-    async def respond(self, message: JsonObject, status: int = 200) -> None:
-        self._connection.post(message)
+    async def respond(self, data: bytes, status: int = 200) -> None:
+        self._connection.queue_encoded(data)
 
     async def skip(self) -> None:
         return  # a cancelled request is not answered
+
+
+def _nothing() -> None:
+    return
 
 
 class HttpSse:
@@ -127,7 +186,7 @@ class HttpSse:
             self._endpoint.metrics.stream_closed(HTTP_SSE)
 
     async def _hold(self, scope: Scope, receive: Receive, send: Send) -> None:
-        connection = Connection()
+        connection = Connection(self._settings.stream_buffer_bytes)
         self._connections[connection.id] = connection
         root = scope.get("root_path", "")
         endpoint_url = f"{root}{self._settings.messages_path}?session_id={connection.id}"
@@ -135,6 +194,7 @@ class HttpSse:
             await send({"type": "http.response.start", "status": 200, "headers": list(sse.HEADERS)})
             await sse_io.write(send, sse.event(endpoint_url.encode(), name="endpoint"))
             async with trio.open_nursery() as nursery:
+                connection.scope = nursery.cancel_scope
                 nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope)
                 nursery.start_soon(self._forward, connection, send)
                 nursery.start_soon(sse_io.keep_alive, send, self._settings.sse_keepalive)
@@ -152,12 +212,11 @@ class HttpSse:
 
     async def _forward(self, connection: Connection, send: Send) -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._forward_posted, connection, send)
+            nursery.start_soon(self._forward_posted, connection)
             while True:
-                message = await connection.next()
-                await sse_io.write(send, sse.event(dumps(message)))
+                await sse_io.write(send, await connection.take())
 
-    async def _forward_posted(self, connection: Connection, send: Send) -> None:
+    async def _forward_posted(self, connection: Connection) -> None:
         """List changes and resource updates the session posts (its GET stream's share)."""
         await connection.initialized.wait()
         session = connection.session
@@ -168,6 +227,11 @@ class HttpSse:
     # -- POST /messages -----------------------------------------------------------------------
 
     async def serve_messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Take one message. Every answer, errors included, goes on the connection's SSE
+        stream after the 202: clients of this transport treat a non-2xx POST as a dead
+        transport. Only what cannot be answered there (no such connection, a body that is not
+        one JSON-RPC message) is refused in HTTP."""
+        settings = self._settings
         headers = header_map(scope)
         try:
             self._endpoint.check_request_origin(headers)
@@ -175,17 +239,21 @@ class HttpSse:
                 raise MethodNotAllowed("the messages endpoint takes POST")
             connection = self._connection(scope)
             hdr.check_content_type(headers.get("content-type"))
-            body = await read_body(receive, headers, self._settings.max_body_bytes)
+            body = await read_body(receive, headers, settings.max_body_bytes, settings.body_timeout)
             messages, is_batch = parse_body(body)
             if is_batch:
                 raise InvalidRequest("JSON-RPC batches are not part of protocol 2024-11-05")
-            await self._accept(connection, messages[0])
+            if not await connection.wait_room(settings.write_timeout):
+                connection.end("the client is not reading its event stream")
+                raise ServerUnavailable("this connection's event stream is not being read")
         except McpError as exc:
             self._endpoint.metrics.rejected(exc.http_status)
-            await reject(send, exc, exc.request_id)
+            extra = CLOSE if isinstance(exc, RequestTimeout) else ()
+            await reject(send, exc, exc.request_id, extra)
             return
         except ClientGone:
             return
+        await self._accept(connection, messages[0])
         await send_response(send, 202, b"Accepted", [(b"content-type", b"text/plain")])
 
     def _connection(self, scope: Scope) -> Connection:
@@ -198,7 +266,14 @@ class HttpSse:
             raise SessionNotFound("unknown session; open a new SSE connection")
         return connection
 
-    async def _accept(self, connection: Connection, message: Any) -> None:
+    async def _accept(self, connection: Connection, message: Message) -> None:
+        try:
+            await self._take(connection, message)
+        except McpError as exc:
+            if isinstance(message, Request):  # notifications and responses get no answer
+                connection.queue_encoded(dumps(error_message(message.id, exc)))
+
+    async def _take(self, connection: Connection, message: Message) -> None:
         session = connection.session
         if isinstance(message, Request) and message.method == "initialize":
             if session is not None:
@@ -206,16 +281,15 @@ class HttpSse:
             await self._initialize(connection, message)
             return
         if session is None:
-            error = InvalidRequest("send initialize first")
-            if isinstance(message, Request):
-                error.request_id = message.id
-            raise error
+            # server/discover from clients that probe for 2026 first lands here too: the
+            # error tells them to fall back to initialize.
+            raise InvalidRequest("send initialize first")
         session.touch()
         if isinstance(message, Notification):
             self._endpoint.notification(session, message)
         elif isinstance(message, Response):
             session.answer(message)
-        elif isinstance(message, Request):
+        else:
             self._start(connection, session, message)
 
     async def _initialize(self, connection: Connection, request: Request) -> None:
@@ -226,8 +300,7 @@ class HttpSse:
             session = await self._endpoint.sessions.create(init)
         except McpError as exc:
             metrics.operation(request.method, str(exc.code), perf_counter() - started)
-            connection.post(error_message(request.id, exc))
-            return
+            raise
         metrics.operation(request.method, "", perf_counter() - started)
         session.streams += 1  # the connection keeps the session from idling out
         connection.session = session
@@ -244,20 +317,21 @@ class HttpSse:
 
     def _start(self, connection: Connection, session: Session, request: Request) -> None:
         reply = ConnectionReply(connection)
-        call = Call(
-            request, session.version, Era.LEGACY, Flight(request.id), reply, session=session
-        )
+        flight = Flight(request.id, request.method)
+        call = Call(request, session.version, Era.LEGACY, flight, reply, session=session)
         tracker = self._endpoint.tracker
 
         async def answer() -> None:
             try:
                 await self._endpoint.answer(call, reply)
             finally:
-                tracker.discard(call.flight)
+                if not flight.abandoned:
+                    tracker.discard(flight)
 
+        flight.abandon = partial(self._endpoint.abandon, call, reply, _nothing)
         tracker.add(call.flight)
         try:
-            session.start(call.flight, partial(answer))
-        except McpError as exc:
+            session.start(call.flight, answer)
+        except McpError:
             tracker.discard(call.flight)
-            connection.post(error_message(request.id, exc))
+            raise

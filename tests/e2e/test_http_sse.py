@@ -118,10 +118,15 @@ def test_post_needs_a_known_session(daemon: Daemon, http: httpx.Client) -> None:
     assert http.post(base + "/messages", json=body).status_code == 400
     assert http.post(base + "/messages?session_id=nope", json=body).status_code == 404
     with sse_session(http, daemon) as session:
-        early = session.post(body)  # before initialize
-        assert early.status_code == 400
-        assert early.json()["id"] == 1
-        assert early.json()["error"]["code"] == -32600
+        # Before initialize: accepted, and the error travels on the stream like any answer
+        # (clients of this transport treat a non-2xx POST as a dead transport).
+        assert session.post(body).status_code == 202
+        early = session.next_message()
+        assert early["id"] == 1
+        assert early["error"]["code"] == -32600
+        assert "initialize" in early["error"]["message"]
+        # The session still starts normally afterwards.
+        assert session.initialize()["protocolVersion"] == "2024-11-05"
 
 
 def test_server_asks_on_the_stream_and_takes_the_answer(daemon: Daemon, http: httpx.Client) -> None:
