@@ -15,13 +15,17 @@ can be seen saying "not yet" and "draining".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator, Callable
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import hypercorn.trio
 import structlog
@@ -33,13 +37,13 @@ from mcpd.metrics import Metrics
 from mcpd.plugin.loader import count_states
 from mcpd.plugin.registry import Registry, load_registry
 from mcpd.runtime.dispatch import Dispatcher
-from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests
+from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests, describe
 from mcpd.runtime.notices import Notices
-from mcpd.runtime.sessions import SessionManager
+from mcpd.runtime.sessions import SessionLimits, SessionManager
 from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
 from mcpd.transport import hypercorn_fixes
 from mcpd.transport.app import App, McpApp
-from mcpd.transport.endpoint import Endpoint
+from mcpd.transport.endpoint import Endpoint, host_policy
 from mcpd.transport.health import HealthApp, Readiness, readiness
 from mcpd.transport.http_sse import HttpSse
 
@@ -50,6 +54,13 @@ log = structlog.get_logger("mcpd.daemon")
 
 # After our own drain, hypercorn only has idle connections left to close.
 HYPERCORN_GRACE = 5.0
+# Beyond the grace period and the stop timeout, what the rest of a stop may take: sessions
+# ending, hypercorn closing connections. Bounded separately (see ``Daemon.deadline``).
+SESSIONS_GRACE = 2.0
+EXIT_GRACE = SESSIONS_GRACE + HYPERCORN_GRACE
+# Exit statuses of a stop that had to give up on something.
+EXIT_ABANDONED = 3  # calls that would not stop were abandoned
+EXIT_FORCED = 4  # the event loop itself did not get through the stop in time
 
 
 class Daemon:
@@ -74,6 +85,11 @@ class Daemon:
             notices=self.notices,
             idle_timeout=server.session_idle_timeout,
             max_sessions=server.max_sessions,
+            limits=SessionLimits(
+                max_requests=server.max_requests_per_session,
+                replay_log_bytes=server.replay_log_bytes,
+                replay_session_bytes=server.replay_session_bytes,
+            ),
             metrics=self.metrics,
         )
         self.metrics.watch(in_flight=self.tracker.__len__, sessions=self.sessions.__len__)
@@ -103,7 +119,9 @@ class Daemon:
                 server.sse_path: self.http_sse.serve_sse,
                 server.messages_path: self.http_sse.serve_messages,
             }
-        self.health = HealthApp(settings.metrics, self.metrics, self.readiness)
+        self.health = HealthApp(
+            settings.metrics, self.metrics, self.readiness, hosts=self._health_hosts()
+        )
         if not settings.metrics.listen:
             routes.update(self.health.routes())
         self.app = McpApp(self.endpoint, server.path, routes)
@@ -120,6 +138,8 @@ class Daemon:
         self._reread = reread if reread is not None else load_settings
         self._reload_lock = trio.Lock()
         self.binds: list[str] = []
+        self.stop_started: float | None = None
+        self.abandoned: list[dict[str, object]] = []
 
     async def serve(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
@@ -166,6 +186,9 @@ class Daemon:
                 await self._drained.wait()
                 # The health listener outlives the main one: /readyz says "draining" to the end.
                 self._stop_health.set()
+            if self.abandoned:
+                # Their tasks would hold the nurseries open forever; everything else is done.
+                self.exit_now(EXIT_ABANDONED)
             nursery.cancel_scope.cancel(reason="daemon stopped")
 
     async def _serve_health(
@@ -178,6 +201,14 @@ class Daemon:
             shutdown_trigger=self._stop_health.wait,
             task_status=task_status,
         )
+
+    def _health_hosts(self) -> frozenset[str] | None:
+        """The Host check of the health endpoints: the main listener's, or their own
+        listener's when they have one."""
+        if not self.settings.metrics.listen:
+            return host_policy(self.settings.server, [s.bind for s in self.service.sockets] or None)
+        own = dataclasses.replace(self.settings.server, listen=self.settings.metrics.listen)
+        return host_policy(own)
 
     def readiness(self) -> Readiness:
         """What /readyz reports: counts only, never config values."""
@@ -195,7 +226,7 @@ class Daemon:
         )
 
     async def shutdown(self) -> None:
-        """Drain, cancel, end sessions, then stop hypercorn.
+        """Drain, cancel, give up on what will not stop, end sessions, then stop hypercorn.
 
         Socket-activated, the listening socket outlives this process (systemd holds it), so
         the daemon stops accepting connections at once: new ones wait in the backlog for the
@@ -203,8 +234,14 @@ class Daemon:
         connection closes after its current request). Having bound the socket itself, the
         daemon keeps accepting until the drain ends and answers new requests with 503, so
         clients fail fast instead of hanging.
+
+        The whole stop is bounded by ``deadline`` whatever plugin code does: calls still
+        running ``stop_timeout`` after their cancellation are abandoned (answered with the
+        terminal error; see ``FlightTracker.abandon_all``) and the daemon exits without them.
         """
-        grace = self.settings.server.shutdown_grace
+        server = self.settings.server
+        grace, stop = server.shutdown_grace, server.stop_timeout
+        self.stop_started = trio.current_time()
         self.notifier.stopping()
         self._draining = True
         if self.service.sockets:
@@ -212,7 +249,13 @@ class Daemon:
         else:
             self.tracker.accepting = False
         self.endpoint.closing.set()  # listen streams end with their result
-        log.info("daemon.draining", in_flight=len(self.tracker), grace_seconds=grace)
+        log.info(
+            "daemon.draining",
+            in_flight=len(self.tracker),
+            grace_seconds=grace,
+            stop_timeout_seconds=stop,
+            deadline_seconds=self.deadline,
+        )
         self._grace.deadline = trio.current_time() + grace
         with self._grace:
             await self.tracker.wait_idle()
@@ -220,10 +263,47 @@ class Daemon:
             log.warning("daemon.cancelling", in_flight=len(self.tracker))
         self.tracker.cancel_all(SHUTDOWN)
         # Requests write their own terminal answers; let them before their sessions end.
-        await self.tracker.wait_idle()
-        await self.sessions.close_all(SHUTDOWN)
+        with trio.move_on_after(stop):
+            await self.tracker.wait_idle()
+        if len(self.tracker):
+            self.abandoned = describe(await self.tracker.abandon_all())
+            log.error(
+                "daemon.abandoned",
+                calls=self.abandoned,
+                detail=f"still running {stop:g}s after being cancelled; their clients got"
+                " the terminal error and the daemon exits without them",
+            )
+        with trio.move_on_after(SESSIONS_GRACE):  # a session holding an abandoned call
+            await self.sessions.close_all(SHUTDOWN)
         self._drained.set()
         self._stop_http.set()
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a stop may take at most, from the signal to the exit."""
+        server = self.settings.server
+        return server.shutdown_grace + server.stop_timeout + EXIT_GRACE
+
+    def exit_now(self, status: int) -> NoReturn:
+        """End the process at once (what is left cannot be waited for); logs first."""
+        log.warning(
+            "daemon.stopped",
+            exit_status=status,
+            elapsed_seconds=self.elapsed(),
+            deadline_seconds=self.deadline,
+            abandoned=len(self.abandoned),
+        )
+        self.notifier.close()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+
+    def elapsed(self) -> float | None:
+        """Seconds since the stop began (None before it did)."""
+        if self.stop_started is None:
+            return None
+        return round(trio.current_time() - self.stop_started, 3)
 
     def hurry(self) -> None:
         """End the drain's grace period now (a second SIGTERM/SIGINT)."""
@@ -307,7 +387,11 @@ class Daemon:
         config.keep_alive_timeout = self.settings.server.keep_alive_timeout
         # Socket-activated, hypercorn stops before the drain starts and must not cut the
         # connections our drain is still finishing; otherwise only idle ones are left.
-        config.graceful_timeout = self.settings.server.shutdown_grace + 2 * HYPERCORN_GRACE
+        server = self.settings.server
+        if self.service.sockets:  # hypercorn stops as the drain starts (see shutdown)
+            config.graceful_timeout = server.shutdown_grace + server.stop_timeout + HYPERCORN_GRACE
+        else:  # hypercorn stops once the drain has ended every request of ours
+            config.graceful_timeout = HYPERCORN_GRACE
         config.read_timeout = None  # it would also cut long SSE responses
         config.include_server_header = False
         config.accesslog = None
@@ -339,26 +423,64 @@ def _load(settings: Settings) -> Registry:
 async def main(settings: Settings, *, reread: Callable[[], Settings] | None = None) -> int:
     """Run the daemon until SIGTERM or SIGINT, reloading on SIGHUP, then shut down in order.
 
-    ``reread`` loads the config again for a reload (default: the system config layers).
+    ``reread`` loads the config again for a reload (default: the system config layers). The
+    stop takes at most ``Daemon.deadline`` seconds: calls that will not stop are abandoned
+    (exit status 3), and if the event loop itself cannot get through the stop in time (a
+    plugin blocking it), a watchdog thread ends the process (exit status 4).
     """
     daemon = Daemon(settings, service=take_environment(), reread=reread)
-    deadline = settings.server.shutdown_grace + 2 * HYPERCORN_GRACE + 10
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+    stop = signal.SIGTERM, signal.SIGINT, signal.SIGHUP
+    with contextlib.ExitStack() as deadline, trio.open_signal_receiver(*stop) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(daemon.serve)
             async with trio.open_nursery() as reloads:
                 await _next_signal(signals, on_reload=lambda: reloads.start_soon(daemon.reload))
                 # A reload still loading must not hold up the shutdown.
                 reloads.cancel_scope.cancel(reason="shutting down")
-            # Last resort: whatever still hangs after the drain deadline is cancelled.
-            nursery.cancel_scope.deadline = trio.current_time() + deadline
+            # Until the nursery has ended (hypercorn stopped), not just the drain.
+            deadline.enter_context(_exit_by(daemon.deadline, daemon))
             async with trio.open_nursery() as impatience:
                 impatience.start_soon(_hurry_on_signal, signals, daemon)
                 await daemon.shutdown()
                 impatience.cancel_scope.cancel(reason="shutdown complete")
     daemon.notifier.close()
-    log.info("daemon.stopped")
+    log.info(
+        "daemon.stopped",
+        exit_status=0,
+        elapsed_seconds=daemon.elapsed(),
+        deadline_seconds=daemon.deadline,
+    )
     return 0
+
+
+@contextlib.contextmanager
+def _exit_by(seconds: float, daemon: Daemon) -> Iterator[None]:
+    """Within the block, a thread ends the process if it is still running after ``seconds``.
+
+    A thread, not a task: it must work when the event loop is blocked (a plugin calling
+    ``time.sleep`` in an async tool), which no cancellation can reach.
+    """
+
+    def expire() -> None:
+        with contextlib.suppress(Exception):  # racing the blocked loop's own bookkeeping
+            log.critical(
+                "daemon.exit_forced",
+                deadline_seconds=seconds,
+                in_flight=daemon.tracker.describe(),
+                detail="the stop did not finish in time (is the event loop blocked?)",
+            )
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(EXIT_FORCED)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _reload_skipped() -> None:
