@@ -56,6 +56,52 @@ class Redactor:
         return event
 
 
+# Bounds on values in an event: client-provided values (a clientInfo name nested 300 deep, a
+# megabyte of text) must neither make the renderer fail nor flood the log.
+MAX_DEPTH: Final = 6
+MAX_ITEMS: Final = 64
+MAX_TEXT: Final = 2048
+_SCALARS: Final = (int, float, bool, type(None))
+
+
+def bound_values(logger: WrappedLogger, name: str, event: EventDict) -> EventDict:
+    """Cut every value down to ``MAX_DEPTH`` levels, ``MAX_ITEMS`` items and ``MAX_TEXT``
+    characters (containers and strings that fit pass through untouched)."""
+    for key, value in event.items():
+        if not isinstance(value, _SCALARS):
+            event[key] = _bounded(value, MAX_DEPTH)
+    return event
+
+
+def _bounded(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "...[truncated]"
+    if isinstance(value, _SCALARS):
+        return value
+    if depth <= 0:
+        return f"[{type(value).__name__} nested too deep]"
+    if isinstance(value, dict):
+        items = list(value.items())
+        bounded = {str(k): _bounded(v, depth - 1) for k, v in items[:MAX_ITEMS]}
+        if len(items) > MAX_ITEMS:
+            bounded["..."] = f"{len(items) - MAX_ITEMS} more"
+        return bounded
+    if isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+        bounded_items = [_bounded(v, depth - 1) for v in items[:MAX_ITEMS]]
+        if len(items) > MAX_ITEMS:
+            bounded_items.append(f"... {len(items) - MAX_ITEMS} more")
+        return bounded_items
+    return _bounded(_safe_repr(value), depth)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a plugin object whose __repr__ fails
+        return f"<{type(value).__name__} object>"
+
+
 def _mask_secrets(value: Any) -> Any:
     """Config secrets (``Secret`` strings) anywhere in a logged value become the mask."""
     if isinstance(value, Secret):
@@ -82,7 +128,25 @@ class _NamedLogger(structlog.WriteLogger):
 
 
 def _json_serializer(value: Any, **_: Any) -> str:
-    return orjson.dumps(value, default=repr).decode()
+    try:
+        return orjson.dumps(value, default=_safe_repr).decode()
+    except (TypeError, orjson.JSONEncodeError):  # a lone surrogate, deep nesting: never fail
+        return orjson.dumps(_printable(value), default=_safe_repr).decode()
+
+
+def _printable(value: Any, depth: int = MAX_DEPTH + 2) -> Any:
+    """``value`` with every string made valid UTF-8 and nesting cut: always encodable."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if depth <= 0:
+        return "[nested too deep]"
+    if isinstance(value, dict):
+        return {_printable(str(k), 1): _printable(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v, depth - 1) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    return value if isinstance(value, _SCALARS) else _printable(_safe_repr(value), 1)
 
 
 # sd-daemon(3) priorities; structlog's add_log_level has already folded "warn" and
@@ -136,6 +200,7 @@ def _shared(settings: LoggingSettings, fmt: Format) -> list[Processor]:
     if fmt != "journal":  # the journal stamps each entry itself
         processors.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
     processors.append(Redactor(log_arguments=settings.log_arguments))
+    processors.append(bound_values)
     return processors
 
 

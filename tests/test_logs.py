@@ -266,3 +266,44 @@ def test_config_secrets_are_masked_wherever_they_are_logged() -> None:
     assert "s3cr3t-value" not in repr(masked)
     assert masked["plain"] == MASK
     assert masked["settings"]["api"] == {"token": MASK, "hosts": ["a", MASK]}
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+@pytest.mark.parametrize("fmt", ["json", "journal", "console"])
+def test_client_provided_values_cannot_make_logging_fail(capture: io.StringIO, fmt: str) -> None:
+    configure_logging(LoggingSettings(format=fmt), stream=capture)  # type: ignore[arg-type]
+
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    structlog.get_logger("mcpd.test").info(
+        "session.created",
+        client=_nested(400),
+        text="z" * 100_000,
+        surrogate="lone \ud800",
+        big=10**40,
+        many=list(range(10_000)),
+        odd=Unprintable(),
+    )
+    written = capture.getvalue()
+    assert "session.created" in written
+    assert len(written) < 20_000  # bounded, whatever the client sent
+    assert written.count("\n") == 1
+
+
+def test_bounded_values_keep_what_fits(capture: io.StringIO) -> None:
+    configure_logging(LoggingSettings(format="json"), stream=capture)
+    small = {"a": [1, 2, {"b": "c"}], "d": "e"}
+    structlog.get_logger("mcpd.test").info("x", small=small, deep=_nested(10), long="q" * 3000)
+    (event,) = lines(capture)
+    assert event["small"] == small
+    assert "nested too deep" in json.dumps(event["deep"])
+    assert event["long"].startswith("q" * 2048)
+    assert event["long"].endswith("[truncated]")

@@ -1,9 +1,10 @@
 """Health and metrics over HTTP: ``GET /healthz``, ``/readyz`` and ``/metrics`` (paths from config).
 
 Plain ASGI like the MCP endpoint (these are polled often and must stay cheap). They are
-served beside the MCP endpoint, or alone on a listener of their own. They are not part of
-MCP: no Origin or Host check applies, since they change nothing and reveal no secrets (no
-config values, no tool arguments; counts, states and registered tool names only).
+served beside the MCP endpoint, or alone on a listener of their own. They change nothing and
+reveal no secrets (no config values, no tool arguments; counts, states and registered tool
+names only), so no Origin check applies (scrapers send none). The Host check does: without it
+a DNS-rebinding page could read ``/metrics`` from a loopback-only daemon.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from prometheus_client.exposition import choose_encoder
 
 from mcpd.config import MetricsSettings
 from mcpd.metrics import Metrics
+from mcpd.protocol.errors import McpError
+from mcpd.protocol.headers import check_host
 from mcpd.protocol.jsonrpc import dumps
 from mcpd.transport.app import App, NotFound, path_variants, serve_lifespan
 from mcpd.transport.asgi_io import Receive, Scope, header_map, reject
@@ -66,14 +69,20 @@ class HealthApp:
     """The three endpoints, as routes for the main app or as an ASGI app of their own."""
 
     def __init__(
-        self, settings: MetricsSettings, metrics: Metrics, probe: Callable[[], Readiness]
+        self,
+        settings: MetricsSettings,
+        metrics: Metrics,
+        probe: Callable[[], Readiness],
+        hosts: frozenset[str] | None = frozenset(),
     ) -> None:
         self._metrics = metrics
         self._probe = probe
+        # Host values accepted besides loopback names; None: no Host check (see host_policy).
+        self._hosts = hosts
         self._routes: dict[str, App] = {
-            settings.healthz_path: self._healthz,
-            settings.readyz_path: self._readyz,
-            settings.path: self._scrape,
+            settings.healthz_path: self._checked(self._healthz),
+            settings.readyz_path: self._checked(self._readyz),
+            settings.path: self._checked(self._scrape),
         }
         self._lookup = {
             variant: app for path, app in self._routes.items() for variant in path_variants(path)
@@ -94,6 +103,23 @@ class HealthApp:
             await serve_lifespan(receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1003})
+
+    def _checked(self, route: App) -> App:
+        """``route`` behind the Host check (421 for a name this daemon does not serve)."""
+        hosts = self._hosts
+        if hosts is None:
+            return route
+
+        async def checked(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                check_host(header_map(scope).get("host"), hosts)
+            except McpError as exc:
+                self._metrics.rejected(exc.http_status)
+                await reject(send, exc)
+                return
+            await route(scope, receive, send)
+
+        return checked
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Answering at all proves the event loop runs.

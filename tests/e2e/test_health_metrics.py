@@ -157,18 +157,25 @@ def test_the_endpoints_answer_get_only(
     assert response.headers["allow"] == "GET"
 
 
-def test_they_skip_the_origin_and_host_checks(metered: Daemon, http: httpx.Client) -> None:
-    evil = {"origin": "https://evil.example", "host": "evil.example"}
+def test_they_skip_the_origin_check_but_not_the_host_check(
+    metered: Daemon, http: httpx.Client
+) -> None:
     before = scrape(http, base(metered) + "/metrics")
-    # The MCP endpoint refuses that Origin (DNS-rebinding protection) ...
+    # The MCP endpoint refuses a foreign Origin (DNS-rebinding protection) ...
     refused = http.post(metered.url, json={}, headers={"origin": "https://evil.example"})
     assert refused.status_code == 403
-    # ... but health and metrics answer, since they change nothing and reveal no secrets.
+    # ... health and metrics answer it, since scrapers send none and they change nothing ...
     for path in ("/healthz", "/readyz", "/metrics"):
-        assert http.get(base(metered) + path, headers=evil).status_code == 200
+        answered = http.get(base(metered) + path, headers={"origin": "https://evil.example"})
+        assert answered.status_code == 200
+    # ... but a foreign Host is a DNS-rebinding page reading a loopback-only daemon: 421.
+    for path in ("/healthz", "/readyz", "/metrics"):
+        misdirected = http.get(base(metered) + path, headers={"host": "evil.example"})
+        assert misdirected.status_code == 421
     after = scrape(http, base(metered) + "/metrics")
     rejected = "mcpd_http_rejections_total"
     assert after.value(rejected, status="403") == before.value(rejected, status="403") + 1
+    assert after.value(rejected, status="421") == before.value(rejected, status="421") + 3
 
 
 def test_nothing_secret_is_exposed(metered: Daemon, http: httpx.Client, markers: Path) -> None:
