@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import resource
 import signal
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
-import hypercorn.trio
 import structlog
 import trio
 from hypercorn.config import Config
@@ -37,7 +37,7 @@ from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests
 from mcpd.runtime.notices import Notices
 from mcpd.runtime.sessions import SessionManager
 from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
-from mcpd.transport import hypercorn_fixes
+from mcpd.transport import hypercorn_accept, hypercorn_fixes
 from mcpd.transport.app import App, McpApp
 from mcpd.transport.endpoint import Endpoint
 from mcpd.transport.health import HealthApp, Readiness, readiness
@@ -50,6 +50,11 @@ log = structlog.get_logger("mcpd.daemon")
 
 # After our own drain, hypercorn only has idle connections left to close.
 HYPERCORN_GRACE = 5.0
+
+# File descriptors the daemon wants: a legacy session may hold two connections at once (its
+# GET stream and a POST), plus a reserve for listeners, logs, plugins and sessionless requests.
+FDS_PER_SESSION = 2
+FD_RESERVE = 256
 
 
 class Daemon:
@@ -125,7 +130,11 @@ class Daemon:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve until ``shutdown`` has finished; reports the bound URLs once listening."""
-        hypercorn_fixes.apply(write_timeout=self.settings.server.write_timeout)
+        server = self.settings.server
+        hypercorn_fixes.apply(
+            write_timeout=server.write_timeout,
+            on_accept_paused=self.metrics.accept_paused,
+        )
         config = self._hypercorn_config()
         self.notices.install()
         try:
@@ -144,7 +153,7 @@ class Daemon:
                     self.health_binds = await health.start(self._serve_health)
                 async with trio.open_nursery() as http:
                     serve = partial(
-                        hypercorn.trio.serve,
+                        hypercorn_accept.serve,
                         cast("ASGIFramework", self.app),
                         config,
                         shutdown_trigger=self._stop_http.wait,
@@ -172,7 +181,7 @@ class Daemon:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         config = self._hypercorn_config(list(self.settings.metrics.listen))
-        await hypercorn.trio.serve(
+        await hypercorn_accept.serve(
             cast("ASGIFramework", self.health),
             config,
             shutdown_trigger=self._stop_health.wait,
@@ -305,6 +314,7 @@ class Daemon:
         config = Config()
         config.bind = binds if binds is not None else self._binds()
         config.keep_alive_timeout = self.settings.server.keep_alive_timeout
+        config.backlog = self.settings.server.backlog  # not for sockets systemd hands in
         # Socket-activated, hypercorn stops before the drain starts and must not cut the
         # connections our drain is still finishing; otherwise only idle ones are left.
         config.graceful_timeout = self.settings.server.shutdown_grace + 2 * HYPERCORN_GRACE
@@ -341,6 +351,7 @@ async def main(settings: Settings, *, reread: Callable[[], Settings] | None = No
 
     ``reread`` loads the config again for a reload (default: the system config layers).
     """
+    raise_fd_limit(FDS_PER_SESSION * settings.server.max_sessions + FD_RESERVE)
     daemon = Daemon(settings, service=take_environment(), reread=reread)
     deadline = settings.server.shutdown_grace + 2 * HYPERCORN_GRACE + 10
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -359,6 +370,33 @@ async def main(settings: Settings, *, reread: Callable[[], Settings] | None = No
     daemon.notifier.close()
     log.info("daemon.stopped")
     return 0
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; warn if that is below ``needed``.
+
+    Returns the soft limit in force. (The usual daemon practice: a soft limit of 1024 is a
+    default for interactive shells, not a choice made for this service.)
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = max(soft, needed) if hard == resource.RLIM_INFINITY else hard
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("daemon.fd_limit_unchanged", soft=soft, hard=hard, error=str(exc))
+        else:
+            log.info("daemon.fd_limit_raised", soft=target, was=soft)
+            soft = target
+    if soft < needed:
+        log.warning(
+            "daemon.fd_limit_low",
+            limit=soft,
+            needed=needed,
+            detail="max_sessions needs more file descriptors than the process may open; "
+            "raise LimitNOFILE= (systemd) or ulimit -n, or lower [server] max_sessions",
+        )
+    return soft
 
 
 def _reload_skipped() -> None:
