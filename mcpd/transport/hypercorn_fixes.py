@@ -5,6 +5,8 @@
 - ``hypercorn_idle``: the keep-alive timer, made cheap, and a fourth fix (a connection closed
   at graceful shutdown with a request already sent on it no longer pins its reader until
   ``graceful_timeout``; see ``hypercorn_idle.on_closing``);
+- ``hypercorn_h11``: standard reason phrases in status lines, and a half-closed HTTP/1.1
+  request answered instead of cancelled;
 - ``hypercorn_accept``: accepting paused, with one log event, while file descriptors run out
   (trio's accept loop); ``hypercorn_accept.serve`` is how the daemon starts hypercorn;
 
@@ -71,7 +73,7 @@ import trio
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio.tcp_server import TCPServer
 
-from mcpd.transport import hypercorn_accept, hypercorn_idle
+from mcpd.transport import hypercorn_accept, hypercorn_h11, hypercorn_idle
 
 PINNED_VERSION: Final = "0.18.0"
 
@@ -118,6 +120,7 @@ def apply(
     patched = _protocol_send_with_timeout(write_timeout)
     TCPServer.protocol_send = patched  # type: ignore[method-assign, assignment]
     hypercorn_idle.install()
+    hypercorn_h11.install()
     hypercorn_accept.install(on_accept_paused)
 
 
@@ -169,6 +172,8 @@ def _protocol_send_with_timeout(write_timeout: float) -> _ProtocolSend:
                 return
             async with self.send_lock:
                 if not await _write(self.stream, event.data, write_timeout):
+                    # The reader must stop too: it may be waiting on a half-closed client.
+                    hypercorn_idle.on_closing(self)
                     await self.protocol.handle(Closed())
         elif isinstance(event, Closed):
             hypercorn_idle.on_closing(self)
