@@ -43,6 +43,8 @@ class ServerSettings:
     write_timeout: float = 30.0  # a client that stops reading is dropped after this
     # Listen backlog of the sockets the daemon binds (the kernel caps it at somaxconn).
     backlog: int = 1024
+    # Response bytes one HTTP/2 connection may hold while the client's window is closed.
+    h2_max_buffer_bytes: int = 1024 * 1024
     # Legacy sessions: a request whose SSE connection drops keeps running this long for the
     # client to resume the stream (GET + Last-Event-ID); 0 = no resumption, cancel at once.
     resume_window: float = 30.0
@@ -219,6 +221,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "keep_alive_timeout_seconds": ("keep_alive_timeout", _positive_number),
             "write_timeout_seconds": ("write_timeout", _positive_number),
             "backlog": ("backlog", _positive_int),
+            "h2_max_buffer_bytes": ("h2_max_buffer_bytes", _positive_int),
             "resume_window_seconds": ("resume_window", _number),
             "http_sse": ("http_sse", _bool),
             "sse_path": ("sse_path", _path),

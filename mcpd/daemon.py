@@ -133,6 +133,7 @@ class Daemon:
         server = self.settings.server
         hypercorn_fixes.apply(
             write_timeout=server.write_timeout,
+            h2_max_buffer_bytes=server.h2_max_buffer_bytes,
             on_accept_paused=self.metrics.accept_paused,
         )
         config = self._hypercorn_config()

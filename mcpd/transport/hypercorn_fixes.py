@@ -7,6 +7,8 @@
   ``graceful_timeout``; see ``hypercorn_idle.on_closing``);
 - ``hypercorn_h11``: standard reason phrases in status lines, and a half-closed HTTP/1.1
   request answered instead of cancelled;
+- ``hypercorn_h2``: HTTP/2 send buffers bounded (back-pressure on the app) and
+  ``write_timeout`` applied to a flow-control window that stays closed;
 - ``hypercorn_accept``: accepting paused, with one log event, while file descriptors run out
   (trio's accept loop); ``hypercorn_accept.serve`` is how the daemon starts hypercorn;
 
@@ -73,7 +75,7 @@ import trio
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio.tcp_server import TCPServer
 
-from mcpd.transport import hypercorn_accept, hypercorn_h11, hypercorn_idle
+from mcpd.transport import hypercorn_accept, hypercorn_h2, hypercorn_h11, hypercorn_idle
 
 PINNED_VERSION: Final = "0.18.0"
 
@@ -95,14 +97,17 @@ _ProtocolSend = Callable[[TCPServer, Event], Coroutine[Any, Any, None]]
 def apply(
     *,
     write_timeout: float,
+    h2_max_buffer_bytes: int = hypercorn_h2.DEFAULT_MAX_BUFFER_BYTES,
     on_accept_paused: Callable[[], None] | None = None,
 ) -> None:
     """Patch hypercorn's trio ``TCPServer`` against defects A and C (see module docstring).
 
     ``write_timeout`` is how long (seconds) writing 64 KiB to one connection may take before
-    that connection is aborted as broken. ``on_accept_paused`` is called each time accepting
-    pauses at the descriptor limit. Idempotent: calling it again only replaces these values
-    (the patches never wrap what they replace).
+    that connection is aborted as broken, and how long an HTTP/2 stream's flow-control window
+    may stay closed with bytes waiting. ``h2_max_buffer_bytes`` bounds what one HTTP/2
+    connection buffers. ``on_accept_paused`` is called each time accepting pauses at the
+    descriptor limit. Idempotent: calling it again only replaces these values (the patches
+    never wrap what they replace).
 
     Example::
 
@@ -121,6 +126,7 @@ def apply(
     TCPServer.protocol_send = patched  # type: ignore[method-assign, assignment]
     hypercorn_idle.install()
     hypercorn_h11.install()
+    hypercorn_h2.install(max_buffer_bytes=h2_max_buffer_bytes, stall_timeout=write_timeout)
     hypercorn_accept.install(on_accept_paused)
 
 
