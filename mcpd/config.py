@@ -52,6 +52,10 @@ class ServerSettings:
     replay_session_bytes: int = 8 * 1024 * 1024
     # What one 2024-11-05 SSE connection may hold for a client that reads slowly.
     stream_buffer_bytes: int = 4 * 1024 * 1024
+    # Listen backlog of the sockets the daemon binds (the kernel caps it at somaxconn).
+    backlog: int = 1024
+    # Response bytes one HTTP/2 connection may hold while the client's window is closed.
+    h2_max_buffer_bytes: int = 1024 * 1024
     # Legacy sessions: a request whose SSE connection drops keeps running this long for the
     # client to resume the stream (GET + Last-Event-ID); 0 = no resumption, cancel at once.
     resume_window: float = 30.0
@@ -233,6 +237,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "replay_log_bytes": ("replay_log_bytes", _positive_int),
             "replay_session_bytes": ("replay_session_bytes", _positive_int),
             "stream_buffer_bytes": ("stream_buffer_bytes", _positive_int),
+            "backlog": ("backlog", _positive_int),
+            "h2_max_buffer_bytes": ("h2_max_buffer_bytes", _positive_int),
             "resume_window_seconds": ("resume_window", _number),
             "http_sse": ("http_sse", _bool),
             "sse_path": ("sse_path", _path),

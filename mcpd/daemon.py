@@ -20,6 +20,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
@@ -27,7 +28,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, NoReturn, cast
 
-import hypercorn.trio
 import structlog
 import trio
 from hypercorn.config import Config
@@ -41,7 +41,7 @@ from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests, des
 from mcpd.runtime.notices import Notices
 from mcpd.runtime.sessions import SessionLimits, SessionManager
 from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
-from mcpd.transport import hypercorn_fixes
+from mcpd.transport import hypercorn_accept, hypercorn_fixes
 from mcpd.transport.app import App, McpApp
 from mcpd.transport.endpoint import Endpoint, host_policy
 from mcpd.transport.health import HealthApp, Readiness, readiness
@@ -61,6 +61,11 @@ EXIT_GRACE = SESSIONS_GRACE + HYPERCORN_GRACE
 # Exit statuses of a stop that had to give up on something.
 EXIT_ABANDONED = 3  # calls that would not stop were abandoned
 EXIT_FORCED = 4  # the event loop itself did not get through the stop in time
+
+# File descriptors the daemon wants: a legacy session may hold two connections at once (its
+# GET stream and a POST), plus a reserve for listeners, logs, plugins and sessionless requests.
+FDS_PER_SESSION = 2
+FD_RESERVE = 256
 
 
 class Daemon:
@@ -145,7 +150,12 @@ class Daemon:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve until ``shutdown`` has finished; reports the bound URLs once listening."""
-        hypercorn_fixes.apply(write_timeout=self.settings.server.write_timeout)
+        server = self.settings.server
+        hypercorn_fixes.apply(
+            write_timeout=server.write_timeout,
+            h2_max_buffer_bytes=server.h2_max_buffer_bytes,
+            on_accept_paused=self.metrics.accept_paused,
+        )
         config = self._hypercorn_config()
         self.notices.install()
         try:
@@ -164,7 +174,7 @@ class Daemon:
                     self.health_binds = await health.start(self._serve_health)
                 async with trio.open_nursery() as http:
                     serve = partial(
-                        hypercorn.trio.serve,
+                        hypercorn_accept.serve,
                         cast("ASGIFramework", self.app),
                         config,
                         shutdown_trigger=self._stop_http.wait,
@@ -195,7 +205,7 @@ class Daemon:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         config = self._hypercorn_config(list(self.settings.metrics.listen))
-        await hypercorn.trio.serve(
+        await hypercorn_accept.serve(
             cast("ASGIFramework", self.health),
             config,
             shutdown_trigger=self._stop_health.wait,
@@ -385,6 +395,7 @@ class Daemon:
         config = Config()
         config.bind = binds if binds is not None else self._binds()
         config.keep_alive_timeout = self.settings.server.keep_alive_timeout
+        config.backlog = self.settings.server.backlog  # not for sockets systemd hands in
         # Socket-activated, hypercorn stops before the drain starts and must not cut the
         # connections our drain is still finishing; otherwise only idle ones are left.
         server = self.settings.server
@@ -428,6 +439,7 @@ async def main(settings: Settings, *, reread: Callable[[], Settings] | None = No
     (exit status 3), and if the event loop itself cannot get through the stop in time (a
     plugin blocking it), a watchdog thread ends the process (exit status 4).
     """
+    raise_fd_limit(FDS_PER_SESSION * settings.server.max_sessions + FD_RESERVE)
     daemon = Daemon(settings, service=take_environment(), reread=reread)
     stop = signal.SIGTERM, signal.SIGINT, signal.SIGHUP
     with contextlib.ExitStack() as deadline, trio.open_signal_receiver(*stop) as signals:
@@ -481,6 +493,33 @@ def _exit_by(seconds: float, daemon: Daemon) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; warn if that is below ``needed``.
+
+    Returns the soft limit in force. (The usual daemon practice: a soft limit of 1024 is a
+    default for interactive shells, not a choice made for this service.)
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = max(soft, needed) if hard == resource.RLIM_INFINITY else hard
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("daemon.fd_limit_unchanged", soft=soft, hard=hard, error=str(exc))
+        else:
+            log.info("daemon.fd_limit_raised", soft=target, was=soft)
+            soft = target
+    if soft < needed:
+        log.warning(
+            "daemon.fd_limit_low",
+            limit=soft,
+            needed=needed,
+            detail="max_sessions needs more file descriptors than the process may open; "
+            "raise LimitNOFILE= (systemd) or ulimit -n, or lower [server] max_sessions",
+        )
+    return soft
 
 
 def _reload_skipped() -> None:

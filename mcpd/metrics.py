@@ -170,6 +170,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self._accept_pauses = Counter(
+            "mcpd_accept_paused",
+            "Times accepting connections paused because file descriptors (or kernel memory) "
+            "ran out; new connections waited in the listen backlog meanwhile.",
+            registry=r,
+        )
         self.tool_calls_in_flight = 0
         self._live = _Live(lambda: self.tool_calls_in_flight)
         r.register(self._live)
@@ -235,6 +241,10 @@ class Metrics:
         self._plugin_failures.inc(states["failed"])
         self._live.plugins = states
         self._live.tools = tools
+
+    def accept_paused(self) -> None:
+        """Accepting paused at the descriptor limit (``hypercorn_accept``)."""
+        self._accept_pauses.inc()
 
     def reloaded(self, ok: bool) -> None:
         self._reloads.labels("ok" if ok else "failed").inc()

@@ -1,9 +1,18 @@
 """Fixes for three defects of hypercorn 0.18.0's trio worker (and the app-side half of one).
 
-``apply`` also installs ``mcpd.transport.hypercorn_idle`` (the keep-alive timer, made cheap,
-and a fourth fix: a connection closed at graceful shutdown with a request already sent on it
-no longer pins its reader until ``graceful_timeout``; see ``hypercorn_idle.on_closing``) and
-skips the empty write that ends every Content-Length response.
+``apply`` also installs, one module per concern:
+
+- ``hypercorn_idle``: the keep-alive timer, made cheap, and a fourth fix (a connection closed
+  at graceful shutdown with a request already sent on it no longer pins its reader until
+  ``graceful_timeout``; see ``hypercorn_idle.on_closing``);
+- ``hypercorn_h11``: standard reason phrases in status lines, and a half-closed HTTP/1.1
+  request answered instead of cancelled;
+- ``hypercorn_h2``: HTTP/2 send buffers bounded (back-pressure on the app) and
+  ``write_timeout`` applied to a flow-control window that stays closed;
+- ``hypercorn_accept``: accepting paused, with one log event, while file descriptors run out
+  (trio's accept loop); ``hypercorn_accept.serve`` is how the daemon starts hypercorn;
+
+and skips the empty write that ends every Content-Length response.
 
 This module owns every place where mcpd reaches into hypercorn's internals. `apply` replaces
 ``hypercorn.trio.tcp_server.TCPServer.protocol_send`` (the one coroutine through which a
@@ -66,7 +75,7 @@ import trio
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio.tcp_server import TCPServer
 
-from mcpd.transport import hypercorn_idle
+from mcpd.transport import hypercorn_accept, hypercorn_h2, hypercorn_h11, hypercorn_idle
 
 PINNED_VERSION: Final = "0.18.0"
 
@@ -85,17 +94,25 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 _ProtocolSend = Callable[[TCPServer, Event], Coroutine[Any, Any, None]]
 
 
-def apply(*, write_timeout: float) -> None:
+def apply(
+    *,
+    write_timeout: float,
+    h2_max_buffer_bytes: int = hypercorn_h2.DEFAULT_MAX_BUFFER_BYTES,
+    on_accept_paused: Callable[[], None] | None = None,
+) -> None:
     """Patch hypercorn's trio ``TCPServer`` against defects A and C (see module docstring).
 
     ``write_timeout`` is how long (seconds) writing 64 KiB to one connection may take before
-    that connection is aborted as broken. Idempotent: calling it again only replaces the
-    timeout (the patch never wraps what it replaces).
+    that connection is aborted as broken, and how long an HTTP/2 stream's flow-control window
+    may stay closed with bytes waiting. ``h2_max_buffer_bytes`` bounds what one HTTP/2
+    connection buffers. ``on_accept_paused`` is called each time accepting pauses at the
+    descriptor limit. Idempotent: calling it again only replaces these values (the patches
+    never wrap what they replace).
 
     Example::
 
         hypercorn_fixes.apply(write_timeout=30.0)
-        await hypercorn.trio.serve(app, config, shutdown_trigger=stop.wait)
+        await hypercorn_accept.serve(app, config, shutdown_trigger=stop.wait)
     """
     installed = importlib.metadata.version("hypercorn")
     if installed != PINNED_VERSION:
@@ -108,6 +125,9 @@ def apply(*, write_timeout: float) -> None:
     patched = _protocol_send_with_timeout(write_timeout)
     TCPServer.protocol_send = patched  # type: ignore[method-assign, assignment]
     hypercorn_idle.install()
+    hypercorn_h11.install()
+    hypercorn_h2.install(max_buffer_bytes=h2_max_buffer_bytes, stall_timeout=write_timeout)
+    hypercorn_accept.install(on_accept_paused)
 
 
 # A socket buffer absorbs this much at once, so sending it shielded cannot stall.
@@ -158,6 +178,8 @@ def _protocol_send_with_timeout(write_timeout: float) -> _ProtocolSend:
                 return
             async with self.send_lock:
                 if not await _write(self.stream, event.data, write_timeout):
+                    # The reader must stop too: it may be waiting on a half-closed client.
+                    hypercorn_idle.on_closing(self)
                     await self.protocol.handle(Closed())
         elif isinstance(event, Closed):
             hypercorn_idle.on_closing(self)

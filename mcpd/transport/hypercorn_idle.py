@@ -11,6 +11,9 @@ Behaviour kept from upstream: an idle connection is closed ``keep_alive_timeout`
 last response, and at once when graceful shutdown starts (``context.terminated``); a busy
 connection is never closed by the timer. With ``read_timeout`` configured, hypercorn's own
 reader and timer run unchanged. Installed by ``hypercorn_fixes.apply`` (pinned to 0.18.0).
+
+The reader also keeps a half-closed HTTP/1.1 request alive (``hypercorn_h11.answer_pending``):
+after such an EOF it waits for ``on_closing`` instead of reporting the close.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import trio
 from hypercorn.events import Closed, RawData
 from hypercorn.trio import worker_context
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+
+from mcpd.transport import hypercorn_h11
 
 _UPSTREAM_READ_DATA = TCPServer._read_data
 
@@ -83,7 +88,8 @@ def install() -> None:
 
 
 def on_closing(server: TCPServer) -> None:
-    """The server is closing the connection: the reader must stop, wherever it waits.
+    """The server is closing the connection (or a write failed): the reader must stop,
+    wherever it waits (including after a half-close, see ``hypercorn_h11``).
 
     At graceful shutdown, h11 ends a finished request cycle with ``Closed`` instead of
     recycling the connection. A request the client already sent on it then leaves the
@@ -153,4 +159,8 @@ async def _read_until_closed(self: TCPServer, deadline: IdleDeadline) -> None:
             return  # the server is closing this connection: bytes still arriving are moot
         await self.protocol.handle(RawData(bytes(data)))
         if data == b"":
+            if not deadline.closing and hypercorn_h11.answer_pending(self.protocol):
+                # A half-closed client still reads its answer: wait for on_closing (the
+                # response is done, or a write failed) or a reset, not for more data.
+                await hypercorn_h11.wait_for_reset(self.stream)
             return
