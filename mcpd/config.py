@@ -60,6 +60,10 @@ class ToolsSettings:
     # Seals 2026 requestState tokens; empty = a random key per daemon process (a restart
     # then invalidates open input rounds). Set it (as a secret) to survive restarts.
     request_state_key: str = ""
+    # Tools with isolation="process": at most this many worker processes run calls at once
+    # (0 = one per CPU); an idle worker exits after worker_idle_timeout seconds.
+    max_worker_processes: int = 0
+    worker_idle_timeout: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,14 @@ def _positive_int(value: Any, where: str) -> int:
         raise _fail(where, f"expected an integer, got {value!r}")
     if value < 1:
         raise _fail(where, f"must be at least 1, got {value}")
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(where, f"expected an integer, got {value!r}")
+    if value < 0:
+        raise _fail(where, f"must be 0 or more, got {value}")
     return value
 
 
@@ -229,6 +241,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "page_size": ("page_size", _positive_int),
             "input_timeout_seconds": ("input_timeout", _positive_number),
             "request_state_key": ("request_state_key", _state_key),
+            "max_worker_processes": ("max_worker_processes", _count),
+            "worker_idle_timeout_seconds": ("worker_idle_timeout", _positive_number),
         },
     ),
     "plugins": (

@@ -30,6 +30,7 @@ from hypercorn.config import Config
 
 from mcpd.config import ConfigError, Settings, load_settings
 from mcpd.metrics import Metrics
+from mcpd.plugin.isolation import worker_processes
 from mcpd.plugin.loader import count_states
 from mcpd.plugin.registry import Registry, load_registry
 from mcpd.runtime.dispatch import Dispatcher
@@ -128,8 +129,10 @@ class Daemon:
         hypercorn_fixes.apply(write_timeout=self.settings.server.write_timeout)
         config = self._hypercorn_config()
         self.notices.install()
+        tools = self.settings.tools
         try:
-            await self._serve(config, task_status)
+            async with worker_processes(tools.max_worker_processes, tools.worker_idle_timeout):
+                await self._serve(config, task_status)
         finally:
             self.notices.uninstall()
 

@@ -25,6 +25,7 @@ import structlog
 
 from mcpd.plugin import hookspecs
 from mcpd.plugin.errors import ToolDefinitionError
+from mcpd.plugin.isolation import check_importable
 from mcpd.plugin.prompt import Prompt
 from mcpd.plugin.resource import Resource
 from mcpd.plugin.tool import Tool, check_tool_name
@@ -274,10 +275,7 @@ def _check_item(
         raise _Failed("tools", f"{hook_name} returned a {got}, not an @mcpd.{kind}")
     assert isinstance(item, Tool | Resource | Prompt)
     if isinstance(item, Tool):
-        try:
-            check_tool_name(item.name)
-        except ToolDefinitionError as exc:
-            raise _Failed("tools", str(exc)) from None
+        _check_tool(item)
     key = _key(item)
     if key in owners:
         raise _Failed("tools", f"{key} is already served by plugin {owners[key]!r}")
@@ -285,6 +283,15 @@ def _check_item(
         ident = item.uri if isinstance(item, Resource) else item.name
         how = "at" if isinstance(item, Resource) else "named"
         raise _Failed("tools", f"{hook_name} returned two {kind}s {how} {ident!r}")
+
+
+def _check_tool(tool: Tool) -> None:
+    try:
+        check_tool_name(tool.name)
+        if tool.isolation == "process":  # the module has finished importing by now
+            check_importable(tool.fn, tool, tool.name)
+    except ToolDefinitionError as exc:
+        raise _Failed("tools", str(exc)) from None
 
 
 def _discover(group: str) -> list[_Found]:
