@@ -48,6 +48,9 @@ class ServerSettings:
     http_sse: bool = True
     sse_path: str = "/sse"
     messages_path: str = "/messages"
+    # The event loop is measured every tick; a tick late by more than this logs loop.stalled
+    # (naming the calls in flight) and counts a stall. 0 = not measured.
+    loop_stall: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +235,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "http_sse": ("http_sse", _bool),
             "sse_path": ("sse_path", _path),
             "messages_path": ("messages_path", _path),
+            "loop_stall_seconds": ("loop_stall", _number),
         },
     ),
     "tools": (

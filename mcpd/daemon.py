@@ -35,6 +35,7 @@ from mcpd.plugin.loader import count_states
 from mcpd.plugin.registry import Registry, load_registry
 from mcpd.runtime.dispatch import Dispatcher
 from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests
+from mcpd.runtime.loopwatch import watch_loop
 from mcpd.runtime.notices import Notices
 from mcpd.runtime.sessions import SessionManager
 from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
@@ -140,6 +141,8 @@ class Daemon:
         async with trio.open_nursery() as nursery:
             if self.service.watchdog_interval:
                 nursery.start_soon(keep_watchdog_fed, self.notifier, self.service.watchdog_interval)
+            if stall := self.settings.server.loop_stall:
+                nursery.start_soon(partial(watch_loop, self.tracker, self.metrics, threshold=stall))
             await nursery.start(self.sessions.run)
             await nursery.start(self.stateless.run)
             async with trio.open_nursery() as health:

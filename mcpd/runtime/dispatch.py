@@ -209,6 +209,7 @@ class Dispatcher:
                 return error_result(f"invalid arguments for {tool.name}: {exc}")
             raise InvalidParams(f"invalid arguments for {tool.name}: {exc}") from None
         structlog.contextvars.bind_contextvars(tool=tool.name)
+        call.flight.label = tool.name  # named by loop.stalled if the loop stalls meanwhile
         return await self._invoke(call, tool, validated)
 
     async def _invoke(self, call: Call, tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:

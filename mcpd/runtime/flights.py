@@ -7,6 +7,7 @@ with a reason.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar
@@ -25,16 +26,24 @@ SESSION_EXPIRED: Final = "session expired"
 SHUTDOWN: Final = "daemon shutting down"
 TIMED_OUT: Final = "timed out"  # a tool's own timeout (not a flight cancellation)
 
+# Flights noted between two marks (see FlightTracker.mark); more are not named in a report.
+MOVED_LIMIT: Final = 1024
+
 
 class Flight:
-    """One request's cancel scope; the first reason given wins."""
+    """One request's cancel scope; the first reason given wins.
 
-    __slots__ = ("reason", "request_id", "scope")
+    ``label`` says what runs in it once that is known (the tool's name), for reports such
+    as ``loop.stalled``.
+    """
 
-    def __init__(self, request_id: RequestId) -> None:
+    __slots__ = ("label", "reason", "request_id", "scope")
+
+    def __init__(self, request_id: RequestId, label: str | None = None) -> None:
         self.request_id = request_id
         self.scope = trio.CancelScope()
         self.reason: str | None = None
+        self.label = label
 
     def cancel(self, reason: str) -> None:
         if self.reason is None:
@@ -83,16 +92,34 @@ class FlightTracker:
         self._idle = trio.Event()
         self._idle.set()
         self.accepting = True
+        # Flights that came or went since mark(); None until someone marks (the loop watch).
+        self._moved: deque[Flight] | None = None
 
     def add(self, flight: Flight) -> None:
         self._flights.add(flight)
         if self._idle.is_set():
             self._idle = trio.Event()
+        if self._moved is not None:
+            self._moved.append(flight)
 
     def discard(self, flight: Flight) -> None:
         self._flights.discard(flight)
         if not self._flights:
             self._idle.set()
+        if self._moved is not None:
+            self._moved.append(flight)
+
+    def mark(self) -> None:
+        """Start over noting the flights that come and go, for ``seen_since_mark``."""
+        self._moved = deque(maxlen=MOVED_LIMIT)
+
+    def seen_since_mark(self) -> list[Flight]:
+        """Each flight in flight now or started or ended since ``mark()``, once: together,
+        every request that ran at some moment since then (up to ``MOVED_LIMIT`` of those that
+        came and went)."""
+        seen = dict.fromkeys(self._flights)
+        seen.update(dict.fromkeys(self._moved or ()))
+        return list(seen)
 
     def __len__(self) -> int:
         return len(self._flights)
