@@ -63,6 +63,9 @@ class ServerSettings:
     http_sse: bool = True
     sse_path: str = "/sse"
     messages_path: str = "/messages"
+    # The event loop is measured every tick; a tick late by more than this logs loop.stalled
+    # (naming the calls in flight) and counts a stall. 0 = not measured.
+    loop_stall: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,10 @@ class ToolsSettings:
     # Seals 2026 requestState tokens; empty = a random key per daemon process (a restart
     # then invalidates open input rounds). Set it (as a secret) to survive restarts.
     request_state_key: str = ""
+    # Tools with isolation="process": at most this many worker processes run calls at once
+    # (0 = one per CPU); an idle worker exits after worker_idle_timeout seconds.
+    max_worker_processes: int = 0
+    worker_idle_timeout: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +152,14 @@ def _positive_int(value: Any, where: str) -> int:
         raise _fail(where, f"expected an integer, got {value!r}")
     if value < 1:
         raise _fail(where, f"must be at least 1, got {value}")
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(where, f"expected an integer, got {value!r}")
+    if value < 0:
+        raise _fail(where, f"must be 0 or more, got {value}")
     return value
 
 
@@ -243,6 +258,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "http_sse": ("http_sse", _bool),
             "sse_path": ("sse_path", _path),
             "messages_path": ("messages_path", _path),
+            "loop_stall_seconds": ("loop_stall", _number),
         },
     ),
     "tools": (
@@ -252,6 +268,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "page_size": ("page_size", _positive_int),
             "input_timeout_seconds": ("input_timeout", _positive_number),
             "request_state_key": ("request_state_key", _state_key),
+            "max_worker_processes": ("max_worker_processes", _count),
+            "worker_idle_timeout_seconds": ("worker_idle_timeout", _positive_number),
         },
     ),
     "plugins": (

@@ -34,10 +34,12 @@ from hypercorn.config import Config
 
 from mcpd.config import ConfigError, Settings, load_settings
 from mcpd.metrics import Metrics
+from mcpd.plugin.isolation import worker_processes
 from mcpd.plugin.loader import count_states
 from mcpd.plugin.registry import Registry, load_registry
 from mcpd.runtime.dispatch import Dispatcher
 from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests, describe
+from mcpd.runtime.loopwatch import watch_loop
 from mcpd.runtime.notices import Notices
 from mcpd.runtime.sessions import SessionLimits, SessionManager
 from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
@@ -158,8 +160,10 @@ class Daemon:
         )
         config = self._hypercorn_config()
         self.notices.install()
+        tools = self.settings.tools
         try:
-            await self._serve(config, task_status)
+            async with worker_processes(tools.max_worker_processes, tools.worker_idle_timeout):
+                await self._serve(config, task_status)
         finally:
             self.notices.uninstall()
 
@@ -167,6 +171,8 @@ class Daemon:
         async with trio.open_nursery() as nursery:
             if self.service.watchdog_interval:
                 nursery.start_soon(keep_watchdog_fed, self.notifier, self.service.watchdog_interval)
+            if stall := self.settings.server.loop_stall:
+                nursery.start_soon(partial(watch_loop, self.tracker, self.metrics, threshold=stall))
             await nursery.start(self.sessions.run)
             await nursery.start(self.stateless.run)
             async with trio.open_nursery() as health:

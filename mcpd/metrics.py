@@ -45,6 +45,8 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # The bucket boundaries the conventions recommend for MCP durations, in seconds.
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+# Event-loop lag, in seconds: a healthy loop stays in the first buckets.
+LAG_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 KNOWN_METHODS: Final = frozenset(
     {
@@ -176,6 +178,17 @@ class Metrics:
             "ran out; new connections waited in the listen backlog meanwhile.",
             registry=r,
         )
+        self._loop_lag = Histogram(
+            "mcpd_event_loop_lag_seconds",
+            "How late the event loop ran the loop watch's timer, measured every 0.1 s.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self._loop_stalls = Counter(
+            "mcpd_event_loop_stalls",
+            "Event-loop stalls (lag beyond [server] loop_stall_seconds), one per stall.",
+            registry=r,
+        )
         self.tool_calls_in_flight = 0
         self._live = _Live(lambda: self.tool_calls_in_flight)
         r.register(self._live)
@@ -221,6 +234,12 @@ class Metrics:
 
     def rejected(self, status: int) -> None:
         self._rejections.labels(str(status)).inc()
+
+    def loop_lag(self, seconds: float, stalled: bool) -> None:
+        """One measurement of the loop watch; ``stalled`` when a new stall began with it."""
+        self._loop_lag.observe(seconds)
+        if stalled:
+            self._loop_stalls.inc()
 
     # -- lifetimes --------------------------------------------------------------------------
 

@@ -31,10 +31,12 @@ __all__ = [
     "Notifier",
     "ServiceEnvironment",
     "keep_watchdog_fed",
+    "ping_interval",
     "take_environment",
 ]
 
 FIRST_LISTEN_FD = 3  # SD_LISTEN_FDS_START
+MAX_PING_INTERVAL = 1.0  # seconds between WATCHDOG=1 pings, at most
 _VARIABLES = (
     "NOTIFY_SOCKET",
     "WATCHDOG_USEC",
@@ -196,13 +198,24 @@ def _socket_address(address: str) -> str | None:
     return None  # e.g. "vsock:..." addresses: not supported, notifications are skipped
 
 
+def ping_interval(watchdog_interval: float) -> float:
+    """Seconds between ``WATCHDOG=1`` pings: a quarter of the watchdog's, at most one second.
+
+    systemd acts ``WatchdogSec=`` after the last ping, so a wedged loop is caught that long
+    after it wedged whatever the cadence; frequent pings only keep a loop that was merely
+    slow for a moment from being taken for a wedged one (with 10 s, a stall must last 9 s).
+    """
+    return min(watchdog_interval / 4, MAX_PING_INTERVAL)
+
+
 async def keep_watchdog_fed(
     notifier: Notifier,
     interval: float,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Send ``WATCHDOG=1`` every half ``interval``, from the event loop, until cancelled.
+    """Send ``WATCHDOG=1`` every ``ping_interval(interval)``, from the event loop, until
+    cancelled.
 
     Sending from a trio task rather than a thread is the point: if the loop wedges, the
     pings stop and the service manager restarts the daemon.
@@ -210,4 +223,4 @@ async def keep_watchdog_fed(
     task_status.started()
     while True:
         notifier.watchdog()
-        await trio.sleep(interval / 2)
+        await trio.sleep(ping_interval(interval))

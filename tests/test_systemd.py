@@ -24,6 +24,7 @@ from mcpd.systemd import (
     Notifier,
     ServiceEnvironment,
     keep_watchdog_fed,
+    ping_interval,
     take_environment,
 )
 
@@ -196,14 +197,22 @@ def test_a_full_queue_drops_instead_of_blocking(receiver: tuple[socket.socket, s
 # -- the watchdog ------------------------------------------------------------------------------
 
 
-async def test_watchdog_pings_every_half_interval(
-    receiver: tuple[socket.socket, str], autojump_clock: trio.testing.MockClock
+@pytest.mark.parametrize(
+    ("watchdog", "every"),
+    [(10.0, 1.0), (30.0, 1.0), (2.0, 0.5), (0.2, 0.05)],  # a quarter, at most one second
+)
+async def test_watchdog_pings_often_enough_to_tolerate_short_stalls(
+    receiver: tuple[socket.socket, str],
+    autojump_clock: trio.testing.MockClock,
+    watchdog: float,
+    every: float,
 ) -> None:
+    assert ping_interval(watchdog) == every
     sock, name = receiver
     sock.setblocking(False)
     async with trio.open_nursery() as nursery:
-        await nursery.start(keep_watchdog_fed, Notifier(name), 10.0)
-        await trio.sleep(21)  # pings at 0, 5, 10, 15 and 20 virtual seconds
+        await nursery.start(keep_watchdog_fed, Notifier(name), watchdog)
+        await trio.sleep(every * 4.5)  # pings at 0, 1, 2, 3 and 4 intervals
         nursery.cancel_scope.cancel()
     pings = []
     while True:

@@ -25,6 +25,7 @@ import structlog
 
 from mcpd.plugin import hookspecs
 from mcpd.plugin.errors import ToolDefinitionError
+from mcpd.plugin.isolation import check_importable
 from mcpd.plugin.prompt import Prompt
 from mcpd.plugin.resource import Resource
 from mcpd.plugin.tool import Tool, check_tool_name
@@ -32,6 +33,7 @@ from mcpd.plugin.tool import Tool, check_tool_name
 log = structlog.get_logger("mcpd.plugins")
 
 PluginState = Literal["loaded", "failed", "disabled"]
+LOGGED_NAMES: Final = 10  # tool names a plugin.loaded event carries; the count is always there
 
 # Frames from these are not the plugin's; the trailing separator keeps ".../mcpd/" from also
 # matching a plugin installed as ".../mcpd_example/".
@@ -181,10 +183,13 @@ def _load_one(
         fields = plugin.log_fields()
         log.error("plugin.load_failed", **fields, stage=failure.stage, error=failure.error)
         return plugin.record("failed", failure.error), Features()
+    names = found.names()
+    # Counts, and a few names: one event must not grow with the registry.
     log.info(
         "plugin.loaded",
         **plugin.log_fields(),
-        tools=found.names(),
+        tools=len(names),
+        tool_names=list(names[:LOGGED_NAMES]),
         resources=len(found.resources),
         prompts=len(found.prompts),
     )
@@ -230,6 +235,7 @@ def _collect(
 ) -> Features:
     """Call this plugin's hooks alone, so every feature is attributed to it."""
     found = Features()
+    seen: set[str] = set()  # keys of what this plugin returned so far: one lookup per item
     implemented = False
     for hook_name, expected, kind in _HOOKS:
         hook = getattr(manager.hook, hook_name)
@@ -247,7 +253,8 @@ def _collect(
         except Exception as exc:
             raise _Failed("hook", f"{hook_name} failed: {_describe(exc)}") from None
         for item in items:
-            _check_item(item, expected, hook_name=hook_name, kind=kind, owners=owners, found=found)
+            _check_item(item, expected, hook_name=hook_name, kind=kind, owners=owners, seen=seen)
+            seen.add(_key(item))
             if isinstance(item, Tool):
                 found.tools.append(item)
             elif isinstance(item, Resource):
@@ -267,24 +274,30 @@ def _check_item(
     hook_name: str,
     kind: str,
     owners: Mapping[str, str],
-    found: Features,
+    seen: Collection[str],
 ) -> None:
     if not isinstance(item, expected):
         got = type(item).__name__
         raise _Failed("tools", f"{hook_name} returned a {got}, not an @mcpd.{kind}")
     assert isinstance(item, Tool | Resource | Prompt)
     if isinstance(item, Tool):
-        try:
-            check_tool_name(item.name)
-        except ToolDefinitionError as exc:
-            raise _Failed("tools", str(exc)) from None
+        _check_tool(item)
     key = _key(item)
     if key in owners:
         raise _Failed("tools", f"{key} is already served by plugin {owners[key]!r}")
-    if any(_key(known) == key for known in _items(found)):
+    if key in seen:
         ident = item.uri if isinstance(item, Resource) else item.name
         how = "at" if isinstance(item, Resource) else "named"
         raise _Failed("tools", f"{hook_name} returned two {kind}s {how} {ident!r}")
+
+
+def _check_tool(tool: Tool) -> None:
+    try:
+        check_tool_name(tool.name)
+        if tool.isolation == "process":  # the module has finished importing by now
+            check_importable(tool.fn, tool, tool.name)
+    except ToolDefinitionError as exc:
+        raise _Failed("tools", str(exc)) from None
 
 
 def _discover(group: str) -> list[_Found]:

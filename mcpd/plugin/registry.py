@@ -75,7 +75,15 @@ class Registry:
         second, cursor = registry.page(cursor, 1)  # ([echo], None)
     """
 
-    __slots__ = ("_origins", "_plugins", "prompts", "resources", "templates", "tool_list")
+    __slots__ = (
+        "_fingerprint",
+        "_origins",
+        "_plugins",
+        "prompts",
+        "resources",
+        "templates",
+        "tool_list",
+    )
 
     def __init__(
         self,
@@ -96,6 +104,7 @@ class Registry:
         self.prompts = Listing(prompts, lambda item: item.name, "prompt names")
         self._plugins = tuple(plugins)
         self._origins: dict[tuple[str, str], PluginRecord] | None = None
+        self._fingerprint: dict[str, tuple[Any, ...]] | None = None
 
     @classmethod
     def of(cls, features: Features, plugins: Iterable[PluginRecord] = ()) -> Registry:
@@ -148,7 +157,17 @@ class Registry:
         return None
 
     def fingerprint(self) -> dict[str, tuple[Any, ...]]:
-        """What each list looks like, to tell which lists a reload changed."""
+        """What each list looks like, to tell which lists a reload changed.
+
+        Computed once (the registry is immutable): ``load_registry`` does it where it runs,
+        in a reload's worker thread, so that swapping registries on the event loop only
+        compares (about 0.1 s of work for 10,000 tools otherwise).
+        """
+        if self._fingerprint is None:
+            self._fingerprint = self._compute_fingerprint()
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> dict[str, tuple[Any, ...]]:
         return {
             "tools": tuple((t.name, repr(t.definition("2025-11-25"))) for t in self.tool_list),
             "prompts": tuple((p.name, repr(p.definition("2025-11-25"))) for p in self.prompts),
@@ -175,7 +194,9 @@ def load_registry(
     features, records = load_plugins(
         enable=enable, disable=disable, plugin_settings=plugin_settings, group=group
     )
-    return Registry.of(features, records)
+    registry = Registry.of(features, records)
+    registry.fingerprint()  # here, off the event loop at a reload (see ``fingerprint``)
+    return registry
 
 
 def _encode(key: str) -> str:

@@ -18,6 +18,7 @@ import structlog
 from mcpd.plugin.calling import call_plugin
 from mcpd.plugin.context import Context
 from mcpd.plugin.errors import InvalidArguments, ToolDefinitionError, ToolError, error_result
+from mcpd.plugin.isolation import Isolation, check_isolation, run_in_process
 from mcpd.plugin.render import OutputMismatch, render_result
 from mcpd.plugin.schema import InputSpec, OutputSpec, input_spec, output_spec, type_hints
 from mcpd.protocol.headers import header_params
@@ -105,6 +106,8 @@ class Tool:
     inputs: InputSpec
     outputs: OutputSpec
     is_async: bool
+    # "thread" (sync tools run in a worker thread) or "process" (a killable worker process).
+    isolation: Isolation = "thread"
     # Not an __init__ argument, so dataclasses.replace() starts a copy with an empty cache.
     _definitions: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     # Arguments mirrored in 2026 Mcp-Param-* headers: header name -> (argument, type).
@@ -142,8 +145,12 @@ class Tool:
 
         Async functions are awaited. Sync functions run in a worker thread so the event loop
         never blocks; ``abandon_on_cancel=False`` makes a cancelled call wait for its thread,
-        so no thread outlives its request (sync tools poll ``ctx.check_cancelled()``).
+        so no thread outlives its request (sync tools poll ``ctx.check_cancelled()``). With
+        ``isolation="process"`` they run in a worker process instead, killed on cancellation
+        (``mcpd.plugin.isolation``).
         """
+        if self.isolation == "process":
+            return await run_in_process(self.name, self.fn, arguments, self.inputs.context, context)
         return await call_plugin(
             self.fn,
             is_async=self.is_async,
@@ -206,6 +213,7 @@ def tool(
     annotations: ToolAnnotations | Mapping[str, Any] | None = None,
     timeout: float | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
+    isolation: Isolation = "thread",
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -218,6 +226,7 @@ def tool(
     annotations: ToolAnnotations | Mapping[str, Any] | None = None,
     timeout: float | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
+    isolation: Isolation = "thread",
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a ``Tool``; use bare or with options.
 
@@ -226,6 +235,8 @@ def tool(
     from the return annotation. A parameter annotated ``mcpd.Context`` receives the call's
     context. ``timeout`` (seconds) overrides the daemon's default for this tool. ``icons`` are
     protocol ``Icon`` objects (``{"src": ..., "mimeType": ..., "sizes": [...]}``).
+    ``isolation="process"`` runs a sync tool in a worker process that is killed when the call
+    is cancelled or times out (arguments and result are pickled; see the plugin guide).
 
     Example::
 
@@ -236,6 +247,9 @@ def tool(
 
         @mcpd.tool(name="web.fetch", timeout=30, annotations={"openWorldHint": True})
         async def fetch(url: str, ctx: mcpd.Context) -> str: ...
+
+        @mcpd.tool(isolation="process", timeout=60)
+        def factorise(n: int) -> list[int]: ...
     """
 
     def decorate(function: Callable[..., Any]) -> Tool:
@@ -247,6 +261,7 @@ def tool(
             annotations=annotations,
             timeout=timeout,
             icons=icons,
+            isolation=isolation,
         )
 
     return decorate if fn is None else decorate(fn)
@@ -269,10 +284,13 @@ def _build(
     annotations: ToolAnnotations | Mapping[str, Any] | None,
     timeout: float | None,
     icons: Sequence[Mapping[str, Any]] | None,
+    isolation: Isolation,
 ) -> Tool:
     _check_function(fn)
     tool_name = name if name is not None else getattr(fn, "__name__", "")
     check_tool_name(tool_name)
+    is_async = inspect.iscoroutinefunction(fn)
+    checked_isolation = check_isolation(isolation, fn, tool_name, is_async=is_async)
     hints = type_hints(fn, tool_name)
     return Tool(
         name=tool_name,
@@ -284,7 +302,8 @@ def _build(
         icons=_icons(icons, tool_name),
         inputs=input_spec(fn, hints, tool_name),
         outputs=output_spec(hints.get("return", inspect.Parameter.empty), tool_name),
-        is_async=inspect.iscoroutinefunction(fn),
+        is_async=is_async,
+        isolation=checked_isolation,
     )
 
 

@@ -204,7 +204,7 @@ class Dispatcher:
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidParams("arguments must be an object")
         structlog.contextvars.bind_contextvars(tool=tool.name)
-        call.flight.label = f"tools/call {tool.name}"
+        call.flight.label = tool.name  # for loop.stalled and daemon.abandoned
         try:
             validated = tool.validate_arguments(arguments)
         except InvalidArguments as exc:

@@ -7,6 +7,7 @@ with a reason.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar
@@ -27,10 +28,15 @@ TIMED_OUT: Final = "timed out"  # a tool's own timeout (not a flight cancellatio
 
 # How long answering an abandoned flight may take (a write to its client).
 ABANDON_GRACE: Final = 2.0
+# Flights noted between two marks (see FlightTracker.mark); more are not named in a report.
+MOVED_LIMIT: Final = 1024
 
 
 class Flight:
     """One request's cancel scope; the first reason given wins.
+
+    ``label`` says what runs in it once that is known (the tool's name), for reports such
+    as ``loop.stalled`` and ``daemon.abandoned``.
 
     ``abandon``, set by whoever answers for the request, answers it with a terminal error
     and lets go of it without waiting for its task: the last resort of a shutdown, for work
@@ -40,9 +46,9 @@ class Flight:
 
     __slots__ = ("abandon", "abandoned", "label", "reason", "request_id", "scope")
 
-    def __init__(self, request_id: RequestId, label: str = "") -> None:
+    def __init__(self, request_id: RequestId, label: str | None = None) -> None:
         self.request_id = request_id
-        self.label = label  # what it is, for logs: the method, or "tools/call <tool>"
+        self.label = label
         self.scope = trio.CancelScope()
         self.reason: str | None = None
         self.abandon: Callable[[], Awaitable[None]] | None = None
@@ -95,16 +101,34 @@ class FlightTracker:
         self._idle = trio.Event()
         self._idle.set()
         self.accepting = True
+        # Flights that came or went since mark(); None until someone marks (the loop watch).
+        self._moved: deque[Flight] | None = None
 
     def add(self, flight: Flight) -> None:
         self._flights.add(flight)
         if self._idle.is_set():
             self._idle = trio.Event()
+        if self._moved is not None:
+            self._moved.append(flight)
 
     def discard(self, flight: Flight) -> None:
         self._flights.discard(flight)
         if not self._flights:
             self._idle.set()
+        if self._moved is not None:
+            self._moved.append(flight)
+
+    def mark(self) -> None:
+        """Start over noting the flights that come and go, for ``seen_since_mark``."""
+        self._moved = deque(maxlen=MOVED_LIMIT)
+
+    def seen_since_mark(self) -> list[Flight]:
+        """Each flight in flight now or started or ended since ``mark()``, once: together,
+        every request that ran at some moment since then (up to ``MOVED_LIMIT`` of those that
+        came and went)."""
+        seen = dict.fromkeys(self._flights)
+        seen.update(dict.fromkeys(self._moved or ()))
+        return list(seen)
 
     def __len__(self) -> int:
         return len(self._flights)
@@ -140,9 +164,9 @@ class FlightTracker:
 
 
 def describe(flights: Iterable[Flight]) -> list[dict[str, object]]:
-    """Flights for a log event: request id, what it is, why it was cancelled."""
+    """Flights for a log event: request id, the tool (if a tool call), why it was cancelled."""
     return [
-        {"request_id": f.request_id, "call": f.label, "cancel_reason": f.reason} for f in flights
+        {"request_id": f.request_id, "tool": f.label, "cancel_reason": f.reason} for f in flights
     ]
 
 

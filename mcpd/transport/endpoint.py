@@ -234,7 +234,7 @@ class Endpoint:
             message,
             meta.protocol_version,
             Era.MODERN,
-            Flight(message.id, message.method),
+            Flight(message.id),
             exchange,
             meta=meta,
         )
@@ -325,7 +325,7 @@ class Endpoint:
             metrics=self._metrics,
         )
         calls = [
-            Call(r, session.version, Era.LEGACY, Flight(r.id, r.method), exchange, session=session)
+            Call(r, session.version, Era.LEGACY, Flight(r.id), exchange, session=session)
             for r in requests
         ]
         if not resumable:
@@ -482,7 +482,7 @@ class Endpoint:
     async def abandon(self, call: Call, reply: Reply, answered: Callable[[], None]) -> None:
         """Answer a request that would not stop after shutdown cancelled it (see
         ``Flight.abandon``): its client gets the terminal error now."""
-        log.error("request.abandoned", request_id=call.request.id, call=call.flight.label)
+        log.error("request.abandoned", request_id=call.request.id, tool=call.flight.label)
         await reply.respond(dumps(error_message(call.request.id, _SHUT_DOWN)))
         answered()
 

@@ -317,7 +317,7 @@ class HttpSse:
 
     def _start(self, connection: Connection, session: Session, request: Request) -> None:
         reply = ConnectionReply(connection)
-        flight = Flight(request.id, request.method)
+        flight = Flight(request.id)
         call = Call(request, session.version, Era.LEGACY, flight, reply, session=session)
         tracker = self._endpoint.tracker
 

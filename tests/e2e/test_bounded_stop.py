@@ -89,7 +89,7 @@ def test_a_hanging_finally_is_abandoned_and_its_client_answered(
     assert wait_for_file(markers / f"{tag}.json")["outcome"] == "hanging"
     assert daemon.wait() == 3
     (abandoned,) = daemon.events("daemon.abandoned")
-    assert [call["call"] for call in abandoned["calls"]] == ["tools/call hang_in_finally"]
+    assert [call["tool"] for call in abandoned["calls"]] == ["hang_in_finally"]
     assert _stopped_within_deadline(daemon)["exit_status"] == 3
 
 

@@ -32,6 +32,14 @@ FIXTURE_TOOLS = {
     "ask_three",
     "ask_twice",
     "wait_for_answer",
+    "isolated_pid",
+    "isolated_spin",
+    "isolated_spin_briefly",
+    "isolated_progress",
+    "isolated_lock",
+    "isolated_exit",
+    "isolated_fail",
+    "block_loop",
 }
 EXAMPLE_TOOLS = {
     "hash_text",

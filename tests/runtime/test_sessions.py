@@ -317,7 +317,7 @@ async def test_abandoning_answers_and_forgets_stuck_flights(
 ) -> None:
     tracker = FlightTracker()
     answered: list[object] = []
-    stuck = Flight("stuck", "tools/call hang")
+    stuck = Flight("stuck", "hang")
 
     async def answer() -> None:
         answered.append(stuck.request_id)
@@ -329,6 +329,4 @@ async def test_abandoning_answers_and_forgets_stuck_flights(
     assert stuck.abandoned
     assert answered == ["stuck"]
     assert len(tracker) == 0
-    assert describe(given_up) == [
-        {"request_id": "stuck", "call": "tools/call hang", "cancel_reason": None}
-    ]
+    assert describe(given_up) == [{"request_id": "stuck", "tool": "hang", "cancel_reason": None}]
