@@ -110,6 +110,16 @@ class Registry:
         """One record per ``mcpd`` entry point, in entry-point name order."""
         return self._plugins
 
+    def plugin(self, name: str) -> PluginRecord | None:
+        """The record of the plugin with entry-point name ``name``, or None if none is installed.
+
+        Example::
+
+            record = load_registry(enable=["hello"], disable=(), plugin_settings={}).plugin("hello")
+            assert record is not None and record.state == "loaded", record
+        """
+        return next((plugin for plugin in self._plugins if plugin.name == name), None)
+
     def get(self, name: str) -> Tool | None:
         """The tool called ``name``, or None."""
         return self.tool_list.by_key.get(name)
