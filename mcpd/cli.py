@@ -7,16 +7,18 @@ non-zero exit status; tracebacks are kept for mcpd's own bugs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from mcpd import cli_inspect
+from mcpd import cli_inspect, install_clients
 from mcpd._version import __version__
 from mcpd.cli_inspect import EXIT_CONFIG
 from mcpd.config import ConfigError, LoadedConfig, Settings, load_config
 from mcpd.config_show import render_json, render_text
+from mcpd.startup import StartupError
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
@@ -41,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     show = config.add_parser("show", help="print the effective config and each value's origin")
     _overrides(show)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    install = commands.add_parser(
+        "install",
+        help="add this daemon to an MCP client's config",
+        description="Write this daemon's entry into CLIENT's MCP config (other entries are "
+        "kept), or print an entry for any client with --print.",
+    )
+    _config_option(install)
+    install_clients.add_arguments(install)
     return parser
 
 
@@ -77,13 +87,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = _loader(args)
     try:
         loaded = load()
-    except ConfigError as exc:
+        if args.command == "serve":
+            return _serve(loaded.settings, partial(_settings, load))
+        return _command(args, loaded)
+    except (ConfigError, StartupError) as exc:
         print(f"mcpd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.command == "serve":
-        return _serve(loaded.settings, partial(_settings, load))
+
+
+def _command(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     if args.command == "config":
         return _config(args.action, loaded, as_json=getattr(args, "json", False))
+    if args.command == "install":
+        return install_clients.install(args, loaded.settings, os.environ)
     if args.command == "tools":
         return cli_inspect.tools_list(loaded.settings, as_json=args.json)
     return cli_inspect.plugins_list(loaded.settings, as_json=args.json)
