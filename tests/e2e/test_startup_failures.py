@@ -246,3 +246,15 @@ def test_a_plugin_table_no_plugin_reads_is_a_warning_at_start_and_in_check(
     assert check.returncode == 0
     assert check.stderr.splitlines() == [f"mcpd: warning: {config}: plugin.exmaple: {message}"]
     assert check.stdout.strip() == f"OK: <embedded defaults>, {config}"
+
+
+def test_a_config_directory_this_user_may_not_read(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "mcpd.toml").write_text("[tools]\npage_size = 5\n")
+    etc.chmod(0o000)
+    try:
+        result = serve(env={"CONFIGURATION_DIRECTORY": str(etc)}, as_mere_root=os.geteuid() == 0)
+    finally:
+        etc.chmod(0o755)
+    assert_one_sentence(result, f"{etc / 'mcpd.toml'}: cannot read: Permission denied")
