@@ -12,7 +12,6 @@ its origin, which ``mcpd config show`` prints.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import math
 import os
 import tomllib
@@ -21,9 +20,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from mcpd.config_files import DropInError, config_files
+from mcpd.listen_addresses import listen_clash, parse_listen
 from mcpd.secret_values import Environ, SecretError, references, resolve
 
 
@@ -181,39 +180,6 @@ def _listen(value: Any, where: str) -> tuple[str, ...]:
 
 def _listen_or_none(value: Any, where: str) -> tuple[str, ...]:
     return _listen(value, where) if value != [] else ()
-
-
-LISTEN_FORMS = "HOST:PORT (e.g. 127.0.0.1:8765), [IPv6]:PORT or unix:/path"
-
-
-def parse_listen(value: str) -> str:
-    """Validate one listen address; returns the form hypercorn's ``bind`` understands."""
-    if value.startswith("unix:"):
-        if len(value) == len("unix:"):
-            raise ValueError("unix: needs a socket path")
-        return value
-    if "://" in value:
-        raise ValueError(_url_given(value))
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{value!r} is not {LISTEN_FORMS}")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError(f"{value!r}: unbalanced brackets around an IPv6 address")
-        ipaddress.IPv6Address(host[1:-1])
-    elif ":" in host:
-        raise ValueError(f"{value!r}: put IPv6 addresses in brackets, e.g. [::1]:8765")
-    return f"{host}:{int(port)}"
-
-
-def _url_given(value: str) -> str:
-    """A URL where an address belongs (the URL clients use, pasted back): say what fits."""
-    address = urlsplit(value).netloc.rpartition("@")[2]
-    try:
-        hint = f"; for this URL, listen on {parse_listen(address)!r}" if address else ""
-    except ValueError:
-        hint = ""
-    return f"{value!r} is a URL; a listen address is {LISTEN_FORMS}{hint}"
 
 
 # table -> (dataclass, {toml key: (field name, converter)})
@@ -468,75 +434,12 @@ def _origin(entries: Entries, key: Key) -> str:
     return entries[key].origin if key in entries else EMBEDDED
 
 
-@dataclass(frozen=True, slots=True)
-class _Address:
-    """A listen address as the kernel sees it: a unix path, or a host and a port."""
-
-    text: str  # as configured, for messages
-    host: str  # the normalised IP address or name; the path for unix sockets
-    port: int  # 0 for unix sockets and for "the kernel picks"
-
-    @classmethod
-    def of(cls, text: str) -> _Address:
-        if text.startswith("unix:"):
-            return cls(text, text.removeprefix("unix:"), 0)
-        host, _, port = text.rpartition(":")
-        return cls(text, _normal_host(host.strip("[]").lower()), int(port))
-
-    @property
-    def unix(self) -> bool:
-        return self.text.startswith("unix:")
-
-    def clashes(self, other: _Address) -> bool:
-        """Whether binding both would fail: the same socket path, or a port bound twice."""
-        if self.unix or other.unix:
-            return self.unix and other.unix and self.host == other.host
-        if self.port == 0 or self.port != other.port:
-            return False  # port 0 gets a fresh port for each listener
-        hosts = {self.host, other.host}
-        # "::" is dual-stack (hypercorn leaves IPV6_V6ONLY off) and covers IPv4 too.
-        return len(hosts) == 1 or "::" in hosts or ("0.0.0.0" in hosts and _ipv4(hosts))
-
-
-def _normal_host(host: str) -> str:
-    if host == "localhost":
-        return "127.0.0.1"  # hypercorn binds a name without ":" as IPv4
-    try:
-        return ipaddress.ip_address(host).compressed
-    except ValueError:
-        return host  # a host name: compared as written
-
-
-def _ipv4(hosts: set[str]) -> bool:
-    return all(":" not in host for host in hosts)
-
-
 def _check_listeners(settings: Settings, entries: Entries) -> None:
-    """No two listeners may need the same socket: each would fail to bind at start."""
-    server = [_Address.of(text) for text in settings.server.listen]
-    metrics = [_Address.of(text) for text in settings.metrics.listen]
-    for key, addresses in ((("server", "listen"), server), (("metrics", "listen"), metrics)):
-        _check_distinct(addresses, f"{_origin(entries, key)}: {'.'.join(key)}")
-    for address in metrics:
-        for main in server:
-            if address.clashes(main):
-                raise ConfigError(
-                    f"{_origin(entries, ('metrics', 'listen'))}: metrics.listen: "
-                    f"{address.text!r} is also the server.listen address {main.text!r}; give "
-                    "the metrics listener an address of its own, or leave metrics.listen empty "
-                    "to serve health and metrics beside the MCP endpoint"
-                )
-
-
-def _check_distinct(addresses: Sequence[_Address], where: str) -> None:
-    for index, address in enumerate(addresses):
-        for earlier in addresses[:index]:
-            if address.clashes(earlier):
-                how = "repeats" if address.text == earlier.text else "overlaps"
-                raise ConfigError(
-                    f"{where}: {address.text!r} {how} {earlier.text!r}; "
-                    "each listen address needs a socket of its own"
-                )
+    """No two listeners may need the same socket: one of them would fail to bind at start."""
+    found = listen_clash(settings.server.listen, settings.metrics.listen)
+    if found is not None:
+        table, message = found
+        raise ConfigError(f"{_origin(entries, (table, 'listen'))}: {table}.listen: {message}")
 
 
 # Whole-config rules, run by every load: a start, a reload and ``mcpd config check`` refuse
