@@ -7,8 +7,8 @@ addresses is checked here, by the code a start runs:
 
 - a plugin that fails to load with this config (an error: a plugin's own settings model
   rejecting its ``[plugin.<name>]`` table is one way);
-- a ``[plugin.<name>]`` table that no installed plugin reads (a warning: the table is ignored,
-  and a start logs the same warning);
+- a ``[plugin.<name>]`` table, or an ``enable``/``disable`` entry, that names no installed
+  plugin (a warning: the name is ignored, and a start logs the same warning);
 - listening beyond loopback without authentication (a warning at every start, and here).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -52,7 +52,7 @@ def check(loaded: LoadedConfig, registry: Registry) -> list[Finding]:
     settings = loaded.settings
     origins = key_origins(loaded)
     findings = failed_plugins(registry, origins)
-    findings += unused_plugin_tables(settings.plugin, registry, origins)
+    findings += ignored_plugin_names(settings, registry, origins)
     exposed = exposure(settings, settings.server.listen)
     if exposed is not None:
         findings.append(_with_origin(exposed, origins))
@@ -74,21 +74,34 @@ def failed_plugins(registry: Registry, origins: Mapping[str, str] | None = None)
     return findings
 
 
-def unused_plugin_tables(
-    tables: Iterable[str], registry: Registry, origins: Mapping[str, str] | None = None
+def ignored_plugin_names(
+    settings: Settings, registry: Registry, origins: Mapping[str, str] | None = None
 ) -> list[Finding]:
-    """A warning per ``[plugin.<name>]`` table that names no installed plugin."""
+    """A warning per name the config gives that no installed plugin has: a
+    ``[plugin.<name>]`` table, or an entry of ``[plugins] enable`` or ``disable``."""
+    from mcpd.plugin.loader import unknown_names
+
+    origins = origins or {}
     installed = sorted(plugin.name for plugin in registry.plugins)
     findings = []
-    for name in tables:
-        if name in installed:
-            continue
-        close = difflib.get_close_matches(name, installed, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        message = f"no installed plugin is named {name!r}{hint}; the table is ignored"
-        key = f"plugin.{name}"
-        findings.append(Finding("warning", message, key, (origins or {}).get(key)))
+    for name in settings.plugin:
+        if name not in installed:
+            message = f"no installed plugin is named {name!r}{_hint(name, installed)}"
+            key = f"plugin.{name}"
+            findings.append(
+                Finding("warning", f"{message}; the table is ignored", key, origins.get(key))
+            )
+    for which in ("enable", "disable"):
+        for name in unknown_names(getattr(settings.plugins, which) or (), registry.plugins):
+            message = f"{name!r} names no installed plugin{_hint(name, installed)}"
+            key = f"plugins.{which}"
+            findings.append(Finding("warning", message, key, origins.get(key)))
     return findings
+
+
+def _hint(name: str, installed: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, installed, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def auth_enabled(settings: Settings) -> bool:

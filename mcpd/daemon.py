@@ -28,7 +28,7 @@ import structlog
 import trio
 from hypercorn.config import Config
 
-from mcpd.checks import exposure, unused_plugin_tables
+from mcpd.checks import exposure, ignored_plugin_names
 from mcpd.config import ConfigError, Settings, load_settings
 from mcpd.metrics import Metrics
 from mcpd.plugin.loader import count_states
@@ -341,8 +341,8 @@ def _load(settings: Settings) -> Registry:
         plugin_settings=settings.plugin,
     )
     # The same warnings `mcpd config check` prints (mcpd.checks).
-    for finding in unused_plugin_tables(settings.plugin, registry):
-        log.warning("config.unused_plugin_table", key=finding.key, detail=finding.message)
+    for finding in ignored_plugin_names(settings, registry):
+        log.warning("config.ignored", key=finding.key, detail=finding.message)
     return registry
 
 

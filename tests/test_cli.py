@@ -252,3 +252,17 @@ def test_a_url_for_listen_explains_the_expected_form(tmp_path: Path) -> None:
         "(e.g. 127.0.0.1:8765), [IPv6]:PORT or unix:/path; for this URL, listen on "
         "'localhost:9000'"
     )
+
+
+def test_enable_and_disable_entries_naming_no_plugin_are_warnings(tmp_path: Path) -> None:
+    config = tmp_path / "mcpd.toml"
+    config.write_text(
+        '[plugins]\nenable = ["example", "mcpd_example", "exampel"]\ndisable = ["nope"]\n'
+    )
+    result = mcpd("config", "check", "--config", str(config), env=isolated(tmp_path))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        f"mcpd: warning: {config}: plugins.enable: 'exampel' names no installed plugin "
+        "(did you mean 'example'?)",
+        f"mcpd: warning: {config}: plugins.disable: 'nope' names no installed plugin",
+    ]

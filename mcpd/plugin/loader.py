@@ -315,6 +315,21 @@ def _selected(plugin: _Found, enable: Collection[str] | None, disable: Collectio
     return enable is None or bool(keys & _names(enable))
 
 
+def unknown_names(configured: Collection[str], plugins: Iterable[PluginRecord]) -> list[str]:
+    """The entries of an ``enable``/``disable`` list that select none of ``plugins``.
+
+    Example::
+
+        unknown_names(["example", "exmaple"], registry.plugins)  # ["exmaple"]
+    """
+    known: set[str] = set()
+    for plugin in plugins:
+        known.add(plugin.name)
+        if plugin.distribution:
+            known.add(_normalise(plugin.distribution))
+    return [name for name in configured if not _names([name]) & known]
+
+
 def _names(configured: Collection[str]) -> set[str]:
     return set(configured) | {_normalise(item) for item in configured}
 

@@ -230,7 +230,7 @@ def test_a_plugin_table_no_plugin_reads_is_a_warning_at_start_and_in_check(
     )
     daemon = Daemon.start(config)
     try:
-        warning = daemon.wait_for("config.unused_plugin_table")
+        warning = daemon.wait_for("config.ignored")
         assert warning["level"] == "warning"
         assert (warning["key"], warning["detail"]) == ("plugin.exmaple", message)
     finally:
