@@ -1,24 +1,26 @@
-"""The ``mcpd`` command line: serve, inspect tools and plugins, check and show the config."""
+"""The ``mcpd`` command line: serve, inspect tools and plugins, check and show the config.
+
+Every failure a user can fix ends the command with one line on stderr (``mcpd: ...``) and a
+non-zero exit status; tracebacks are kept for mcpd's own bugs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from mcpd import cli_inspect, install_clients
 from mcpd._version import __version__
-from mcpd.config import EMBEDDED, ConfigError, LoadedConfig, Settings, load_config
+from mcpd.cli_inspect import EXIT_CONFIG
+from mcpd.config import ConfigError, LoadedConfig, Settings, load_config
 from mcpd.config_show import render_json, render_text
+from mcpd.startup import StartupError
 
-if TYPE_CHECKING:
-    from mcpd.plugin.registry import Registry
-
-EXIT_CONFIG = 2
-TABLE_REVISION = "2025-11-25"
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     show = config.add_parser("show", help="print the effective config and each value's origin")
     _overrides(show)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    install = commands.add_parser(
+        "install",
+        help="add this daemon to an MCP client's config",
+        description="Write this daemon's entry into CLIENT's MCP config (other entries are "
+        "kept), or print an entry for any client with --print.",
+    )
+    _config_option(install)
+    install_clients.add_arguments(install)
     return parser
 
 
@@ -77,17 +87,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = _loader(args)
     try:
         loaded = load()
-    except ConfigError as exc:
+        if args.command == "serve":
+            return _serve(loaded.settings, partial(_settings, load))
+        return _command(args, loaded)
+    except (ConfigError, StartupError) as exc:
         print(f"mcpd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.command == "serve":
-        return _serve(loaded.settings, partial(_settings, load))
+
+
+def _command(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     if args.command == "config":
         return _config(args.action, loaded, as_json=getattr(args, "json", False))
-    registry = _registry(loaded.settings)
+    if args.command == "install":
+        return install_clients.install(args, loaded.settings, os.environ)
     if args.command == "tools":
-        return _print_tools(registry, as_json=args.json)
-    return _print_plugins(registry, as_json=args.json)
+        return cli_inspect.tools_list(loaded.settings, as_json=args.json)
+    return cli_inspect.plugins_list(loaded.settings, as_json=args.json)
 
 
 def _loader(args: argparse.Namespace) -> Callable[[], LoadedConfig]:
@@ -107,8 +122,8 @@ def _settings(load: Callable[[], LoadedConfig]) -> Settings:
 
 def _config(action: str, loaded: LoadedConfig, *, as_json: bool) -> int:
     if action == "check":
-        print(f"OK: {', '.join([EMBEDDED, *loaded.files])}")
-    elif as_json:
+        return cli_inspect.config_check(loaded)
+    if as_json:
         print(render_json(loaded))
     else:
         print(render_text(loaded), end="")
@@ -116,74 +131,19 @@ def _config(action: str, loaded: LoadedConfig, *, as_json: bool) -> int:
 
 
 def _serve(settings: Settings, reread: Callable[[], Settings]) -> int:
+    """Run the daemon; a start-up failure the user can fix is one line and exit status 2."""
     from mcpd.daemon import run
     from mcpd.logs import configure_logging
+    from mcpd.startup import user_failure
 
     configure_logging(settings.logging)
-    return run(settings, reread=reread)
-
-
-def _registry(settings: Settings) -> Registry:
-    from mcpd.logs import configure_logging
-    from mcpd.plugin.registry import load_registry
-
-    configure_logging(settings.logging)
-    return load_registry(
-        enable=settings.plugins.enable,
-        disable=settings.plugins.disable,
-        plugin_settings=settings.plugin,
-    )
-
-
-def _print_tools(registry: Registry, *, as_json: bool) -> int:
-    if as_json:
-        print(
-            json.dumps(
-                [tool.definition(TABLE_REVISION) for tool in registry.tools.values()], indent=2
-            )
-        )
-        return 0
-    owners = {name: plugin.name for plugin in registry.plugins for name in plugin.tools}
-    rows = [
-        (tool.name, owners.get(tool.name, "?"), _first_line(tool.description))
-        for tool in registry.tools.values()
-    ]
-    _table(("TOOL", "PLUGIN", "DESCRIPTION"), rows)
-    return 0
-
-
-def _print_plugins(registry: Registry, *, as_json: bool) -> int:
-    if as_json:
-        records: list[dict[str, Any]] = [
-            {
-                "name": p.name,
-                "distribution": p.distribution,
-                "version": p.version,
-                "state": p.state,
-                "tools": list(p.tools),
-                "error": p.error,
-            }
-            for p in registry.plugins
-        ]
-        print(json.dumps(records, indent=2))
-        return 0
-    rows = [
-        (p.name, p.distribution or "-", p.version or "-", p.state, str(len(p.tools)), p.error or "")
-        for p in registry.plugins
-    ]
-    _table(("PLUGIN", "DISTRIBUTION", "VERSION", "STATE", "TOOLS", "ERROR"), rows)
-    return 0
-
-
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(
-            "  ".join(
-                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-        )
+    try:
+        return run(settings, reread=reread)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED  # Ctrl-C before the daemon took over SIGINT (loading plugins)
+    except BaseException as exc:
+        failure = user_failure(exc)
+        if failure is None:
+            raise  # mcpd's own bug: keep the traceback
+        print(f"mcpd: {failure}", file=sys.stderr)
+        return EXIT_CONFIG

@@ -12,7 +12,6 @@ its origin, which ``mcpd config show`` prints.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import math
 import os
 import tomllib
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcpd.config_files import DropInError, config_files
+from mcpd.listen_addresses import listen_clash, parse_listen
 from mcpd.secret_values import Environ, SecretError, references, resolve
 
 
@@ -212,24 +212,6 @@ def _listen_or_none(value: Any, where: str) -> tuple[str, ...]:
     return _listen(value, where) if value != [] else ()
 
 
-def parse_listen(value: str) -> str:
-    """Validate one listen address; returns the form hypercorn's ``bind`` understands."""
-    if value.startswith("unix:"):
-        if len(value) == len("unix:"):
-            raise ValueError("unix: needs a socket path")
-        return value
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{value!r} is not HOST:PORT, [IPv6]:PORT or unix:/path")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError(f"{value!r}: unbalanced brackets around an IPv6 address")
-        ipaddress.IPv6Address(host[1:-1])
-    elif ":" in host:
-        raise ValueError(f"{value!r}: put IPv6 addresses in brackets, e.g. [::1]:8765")
-    return f"{host}:{int(port)}"
-
-
 # table -> (dataclass, {toml key: (field name, converter)})
 _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
     "server": (
@@ -411,6 +393,8 @@ def load_config(
         files = config_files(path, environ)
     except DropInError as exc:
         raise ConfigError(str(exc)) from None
+    except OSError as exc:  # a config directory this user may not look into
+        raise ConfigError(f"{exc.filename}: cannot read: {exc.strerror or exc}") from None
     for file in files:
         entries.update(_convert(_read_file(file), str(file), environ))
     entries.update(_flags(listen, log_level, log_format))
@@ -458,7 +442,8 @@ def _build(entries: Entries, source: str) -> Settings:
             fields[table][_SCHEMA[table][1][name][0]] = entry.value
     tables = {table: _SCHEMA[table][0](**fields[table]) for table in _SCHEMA}
     settings = Settings(**tables, plugin=plugin, source=source)
-    _check_paths(settings, entries)
+    for check in _CHECKS:
+        check(settings, entries)
     return settings
 
 
@@ -488,3 +473,16 @@ def _check_paths(settings: Settings, entries: Entries) -> None:
 
 def _origin(entries: Entries, key: Key) -> str:
     return entries[key].origin if key in entries else EMBEDDED
+
+
+def _check_listeners(settings: Settings, entries: Entries) -> None:
+    """No two listeners may need the same socket: one of them would fail to bind at start."""
+    found = listen_clash(settings.server.listen, settings.metrics.listen)
+    if found is not None:
+        table, message = found
+        raise ConfigError(f"{_origin(entries, (table, 'listen'))}: {table}.listen: {message}")
+
+
+# Whole-config rules, run by every load: a start, a reload and ``mcpd config check`` refuse
+# the same configs with the same message. A new table's cross-key rules belong here.
+_CHECKS: tuple[Callable[[Settings, Entries], None], ...] = (_check_paths, _check_listeners)

@@ -32,6 +32,7 @@ import structlog
 import trio
 from hypercorn.config import Config
 
+from mcpd.checks import exposure, ignored_plugin_names
 from mcpd.config import ConfigError, Settings, load_settings
 from mcpd.metrics import Metrics
 from mcpd.plugin.isolation import worker_processes
@@ -42,9 +43,11 @@ from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests, des
 from mcpd.runtime.loopwatch import watch_loop
 from mcpd.runtime.notices import Notices
 from mcpd.runtime.sessions import SessionLimits, SessionManager
+from mcpd.startup import endpoint_urls
 from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
 from mcpd.transport import hypercorn_accept, hypercorn_fixes
 from mcpd.transport.app import App, McpApp
+from mcpd.transport.binding import ListenConfig
 from mcpd.transport.endpoint import Endpoint, host_policy
 from mcpd.transport.health import HealthApp, Readiness, readiness
 from mcpd.transport.http_sse import HttpSse
@@ -190,12 +193,14 @@ class Daemon:
                     self._listening = True
                     log.info(
                         "daemon.listening",
+                        endpoints=endpoint_urls(binds, self.settings.server.path),
                         binds=binds,
                         path=self.settings.server.path,
                         health_binds=self.health_binds,
                         tools=len(self.registry.tools),
                         plugins=_loaded_plugins(self.registry),
                     )
+                    _warn_if_exposed(self.settings, binds)
                     self.notifier.ready(self.status())
                     task_status.started(binds)
                 # Socket-activated, hypercorn stops before the drain ends: wait for it.
@@ -398,7 +403,8 @@ class Daemon:
         return [s.bind for s in self.service.sockets]
 
     def _hypercorn_config(self, binds: list[str] | None = None) -> Config:
-        config = Config()
+        # Bound one address at a time: a failure names the address (mcpd.transport.binding).
+        config = ListenConfig("server.listen" if binds is None else "metrics.listen")
         config.bind = binds if binds is not None else self._binds()
         config.keep_alive_timeout = self.settings.server.keep_alive_timeout
         config.backlog = self.settings.server.backlog  # not for sockets systemd hands in
@@ -430,11 +436,21 @@ def _restart_needed(running: Settings, new: Settings) -> list[str]:
 
 
 def _load(settings: Settings) -> Registry:
-    return load_registry(
+    registry = load_registry(
         enable=settings.plugins.enable,
         disable=settings.plugins.disable,
         plugin_settings=settings.plugin,
     )
+    # The same warnings `mcpd config check` prints (mcpd.checks).
+    for finding in ignored_plugin_names(settings, registry):
+        log.warning("config.ignored", key=finding.key, detail=finding.message)
+    return registry
+
+
+def _warn_if_exposed(settings: Settings, binds: list[str]) -> None:
+    finding = exposure(settings, binds)
+    if finding is not None:
+        log.warning("daemon.beyond_loopback", binds=binds, detail=finding.message)
 
 
 async def main(settings: Settings, *, reread: Callable[[], Settings] | None = None) -> int:

@@ -160,3 +160,109 @@ def test_config_check_fails_on_a_bad_drop_in(tmp_path: Path) -> None:
     missing = mcpd("config", "check", "--config", str(tmp_path / "absent.toml"), env=env)
     assert missing.returncode == 2
     assert "cannot read config file" in missing.stderr
+
+
+def bad_example_settings(tmp_path: Path) -> Path:
+    """A config whose [plugin.example] table the example plugin's settings model rejects."""
+    config = tmp_path / "mcpd.toml"
+    config.write_text("[plugin.example]\nbogus = 1\nmax_input_bytes = -5\n")
+    return config
+
+
+REJECTED = (
+    "plugin 'example' (mcpd-example 0.1.0) fails to load: register_tools failed: "
+    "ExampleSettings: max_input_bytes: Input should be greater than 0; "
+    "bogus: Extra inputs are not permitted ("
+)
+
+
+def validating_line() -> int:
+    """The line of the example plugin that validates its settings: where a failure points."""
+    source = Path(__file__).parents[1] / "plugins/mcpd-example/src/mcpd_example/settings.py"
+    lines = source.read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if "model_validate(" in line)
+
+
+def test_cli_commands_log_nothing_below_warning(tmp_path: Path) -> None:
+    for command in (("tools", "list"), ("plugins", "list"), ("config", "check")):
+        result = mcpd(*command, env=isolated(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""  # no plugin.loaded events on a good day
+
+
+def test_listings_name_a_failed_plugin_and_exit_1(tmp_path: Path) -> None:
+    config = bad_example_settings(tmp_path)
+    for command in (("tools", "list"), ("plugins", "list")):
+        for form in ((), ("--json",)):
+            result = mcpd(*command, *form, "--config", str(config), env=isolated(tmp_path))
+            assert result.returncode == 1
+            sentences = [line for line in result.stderr.splitlines() if line.startswith("mcpd:")]
+            assert len(sentences) == 1
+            assert sentences[0].startswith(f"mcpd: {REJECTED}")
+            assert sentences[0].endswith(f"mcpd_example/settings.py:{validating_line()})")
+    listed = mcpd("tools", "list", "--json", "--config", str(config), env=isolated(tmp_path))
+    assert "countdown" not in [tool["name"] for tool in json.loads(listed.stdout)]
+    table = mcpd("plugins", "list", "--config", str(config), env=isolated(tmp_path)).stdout
+    assert [row.split()[3] for row in table.splitlines()[1:]] == ["failed"]
+
+
+def test_config_check_runs_the_plugins_settings_models(tmp_path: Path) -> None:
+    config = bad_example_settings(tmp_path)
+    result = mcpd("config", "check", "--config", str(config), env=isolated(tmp_path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    sentences = [line for line in result.stderr.splitlines() if line.startswith("mcpd:")]
+    assert len(sentences) == 1
+    assert sentences[0].startswith(f"mcpd: {config}: plugin.example: {REJECTED}")
+
+
+def test_config_check_warns_about_listening_beyond_loopback(tmp_path: Path) -> None:
+    result = mcpd("config", "check", "--listen", "0.0.0.0:8765", env=isolated(tmp_path))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        "mcpd: warning: --listen: server.listen: listening beyond loopback (0.0.0.0:8765) "
+        "without authentication: anyone who can reach it may list and call every tool; "
+        "listen on 127.0.0.1, or put an authenticating proxy in front"
+    ]
+    assert result.stdout.strip() == "OK: <embedded defaults>"
+
+
+def test_config_check_refuses_a_listener_clash(tmp_path: Path) -> None:
+    result = mcpd(
+        "config",
+        "check",
+        "--listen",
+        "[::]:8765",
+        "--listen",
+        "127.0.0.1:8765",
+        env=isolated(tmp_path),
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "mcpd: --listen: server.listen: '127.0.0.1:8765' overlaps '[::]:8765'; "
+        "each listen address needs a socket of its own"
+    )
+
+
+def test_a_url_for_listen_explains_the_expected_form(tmp_path: Path) -> None:
+    result = mcpd("config", "check", "--listen", "http://localhost:9000", env=isolated(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "mcpd: --listen: 'http://localhost:9000' is a URL; a listen address is HOST:PORT "
+        "(e.g. 127.0.0.1:8765), [IPv6]:PORT or unix:/path; for this URL, listen on "
+        "'localhost:9000'"
+    )
+
+
+def test_enable_and_disable_entries_naming_no_plugin_are_warnings(tmp_path: Path) -> None:
+    config = tmp_path / "mcpd.toml"
+    config.write_text(
+        '[plugins]\nenable = ["example", "mcpd_example", "exampel"]\ndisable = ["nope"]\n'
+    )
+    result = mcpd("config", "check", "--config", str(config), env=isolated(tmp_path))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        f"mcpd: warning: {config}: plugins.enable: 'exampel' names no installed plugin "
+        "(did you mean 'example'?)",
+        f"mcpd: warning: {config}: plugins.disable: 'nope' names no installed plugin",
+    ]

@@ -21,6 +21,7 @@ from types import MappingProxyType, ModuleType
 from typing import Any, Final, Literal
 
 import pluggy
+import pydantic
 import structlog
 
 from mcpd.plugin import hookspecs
@@ -34,12 +35,14 @@ log = structlog.get_logger("mcpd.plugins")
 
 PluginState = Literal["loaded", "failed", "disabled"]
 LOGGED_NAMES: Final = 10  # tool names a plugin.loaded event carries; the count is always there
+_REPORTED_ERRORS: Final = 5
 
 # Frames from these are not the plugin's; the trailing separator keeps ".../mcpd/" from also
 # matching a plugin installed as ".../mcpd_example/".
 _NOT_PLUGIN_CODE = (
     str(Path(hookspecs.__file__).parents[1]) + os.sep,  # mcpd itself
     str(Path(pluggy.__file__).parent) + os.sep,
+    str(Path(pydantic.__file__).parent) + os.sep,  # a settings model rejecting its table
     str(Path(importlib.__file__).parent) + os.sep,
     "<",  # "<frozen importlib._bootstrap>" and friends
 )
@@ -325,6 +328,21 @@ def _selected(plugin: _Found, enable: Collection[str] | None, disable: Collectio
     return enable is None or bool(keys & _names(enable))
 
 
+def unknown_names(configured: Collection[str], plugins: Iterable[PluginRecord]) -> list[str]:
+    """The entries of an ``enable``/``disable`` list that select none of ``plugins``.
+
+    Example::
+
+        unknown_names(["example", "exmaple"], registry.plugins)  # ["exmaple"]
+    """
+    known: set[str] = set()
+    for plugin in plugins:
+        known.add(plugin.name)
+        if plugin.distribution:
+            known.add(_normalise(plugin.distribution))
+    return [name for name in configured if not _names([name]) & known]
+
+
 def _names(configured: Collection[str]) -> set[str]:
     return set(configured) | {_normalise(item) for item in configured}
 
@@ -334,9 +352,30 @@ def _normalise(distribution: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    """``Type: message (file:line)``: where it broke, without a traceback and its locals."""
+    """``Type: message (file:line)``: where it broke, on one line, without a traceback."""
     where = _plugin_frame(exc)
-    return f"{type(exc).__name__}: {exc}" + (f" ({where})" if where else "")
+    if isinstance(exc, pydantic.ValidationError):
+        text = _validation_errors(exc)  # a plugin rejecting its settings, usually
+    else:
+        text = f"{type(exc).__name__}: {_one_line(str(exc))}"
+    return text + (f" ({where})" if where else "")
+
+
+def _validation_errors(exc: pydantic.ValidationError) -> str:
+    """``Model: key: what is wrong; ...``, without the input values (they may be secrets)."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    parts = [
+        f"{'.'.join(map(str, error['loc'])) or 'value'}: {error['msg']}"
+        for error in errors[:_REPORTED_ERRORS]
+    ]
+    if len(errors) > _REPORTED_ERRORS:
+        parts.append(f"and {len(errors) - _REPORTED_ERRORS} more")
+    return f"{exc.title}: {'; '.join(parts)}"
+
+
+def _one_line(text: str) -> str:
+    """Listings and ``plugin.load_failed`` show one line per plugin."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _plugin_frame(exc: BaseException) -> str | None:

@@ -18,7 +18,7 @@ from mcpd.plugin.completion import Completer, Completers
 from mcpd.plugin.content import CONTENT_TYPES
 from mcpd.plugin.context import Context
 from mcpd.plugin.errors import InvalidArguments, ToolDefinitionError
-from mcpd.plugin.schema import type_hints
+from mcpd.plugin.schema import is_context, type_hints
 from mcpd.plugin.tool import TOOL_NAME
 
 __all__ = ["Prompt", "PromptMessage", "prompt"]
@@ -224,7 +224,7 @@ def _build(
             raise ToolDefinitionError(f"{label}: parameter {parameter.name!r} must be a keyword")
         annotation = hints.get(parameter.name, str)
         base, text = _split_annotated(annotation)
-        if isinstance(base, type) and issubclass(base, Context):
+        if is_context(annotation):
             context = parameter.name
             continue
         if base not in (str, Any, inspect.Parameter.empty):

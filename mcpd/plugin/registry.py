@@ -136,6 +136,16 @@ class Registry:
             }
         return self._origins.get((kind, key))
 
+    def plugin(self, name: str) -> PluginRecord | None:
+        """The record of the plugin with entry-point name ``name``, or None if none is installed.
+
+        Example::
+
+            record = load_registry(enable=["hello"], disable=(), plugin_settings={}).plugin("hello")
+            assert record is not None and record.state == "loaded", record
+        """
+        return next((plugin for plugin in self._plugins if plugin.name == name), None)
+
     def get(self, name: str) -> Tool | None:
         """The tool called ``name``, or None."""
         return self.tool_list.by_key.get(name)

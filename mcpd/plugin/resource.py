@@ -23,7 +23,7 @@ from mcpd.plugin.calling import call_plugin
 from mcpd.plugin.completion import Completer, Completers
 from mcpd.plugin.context import Context
 from mcpd.plugin.errors import ToolDefinitionError
-from mcpd.plugin.schema import type_hints
+from mcpd.plugin.schema import is_context, type_hints
 
 __all__ = ["Resource", "ResourceContents", "ResourceNotFound", "resource"]
 
@@ -278,7 +278,7 @@ def _build(
     parameters = inspect.signature(fn).parameters.values()
     for parameter in parameters:
         annotation = hints.get(parameter.name)
-        if isinstance(annotation, type) and issubclass(annotation, Context):
+        if is_context(annotation):
             context = parameter.name
         elif parameter.name not in variables and parameter.default is inspect.Parameter.empty:
             raise ToolDefinitionError(

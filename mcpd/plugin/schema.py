@@ -97,7 +97,7 @@ def input_spec(fn: Callable[..., Any], hints: Mapping[str, Any], tool_name: str)
     for parameter in inspect.signature(fn).parameters.values():
         _check_kind(parameter, tool_name)
         annotation = hints.get(parameter.name, Any)
-        if _is_context(annotation):
+        if is_context(annotation):
             context = parameter.name
             continue
         field = f"arg{len(fields)}"
@@ -175,8 +175,22 @@ def _strip_annotated(annotation: Any) -> Any:
     return annotation
 
 
-def _is_context(annotation: Any) -> bool:
+def is_context(annotation: Any) -> bool:
+    """Whether a parameter with this annotation receives the call's ``mcpd.Context``.
+
+    ``mcpd.Context`` (or a subclass), also made optional (``Context | None``,
+    ``Optional[Context]``, the usual spelling with a ``None`` default) or ``Annotated``.
+
+    Example::
+
+        is_context(mcpd.Context | None)  # True
+    """
     annotation = _strip_annotated(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(members) != 1:
+            return False
+        annotation = _strip_annotated(members[0])
     return isinstance(annotation, type) and issubclass(annotation, Context)
 
 

@@ -26,10 +26,12 @@ from typing import Any
 import trio
 
 from mcpd.plugin.context import Context, InputUnavailable
-from mcpd.plugin.errors import ToolError, error_result
+from mcpd.plugin.errors import InvalidArguments, ToolError, error_result
 from mcpd.plugin.tool import Tool
 from mcpd.protocol.meta import LOG_LEVELS
 from mcpd.protocol.revisions import REVISIONS
+
+__all__ = ["LATEST_REVISION", "InvalidArguments", "MemoryChannel", "call_tool"]
 
 LATEST_REVISION = REVISIONS[-1].version
 
@@ -38,8 +40,24 @@ LATEST_REVISION = REVISIONS[-1].version
 class MemoryChannel:
     """A ``RequestChannel`` that keeps what the tool sends in ``notifications``.
 
-    ``log_level`` is the lowest level the pretend client asked for (None: no log messages);
-    ``progress_token`` None means the client did not ask for progress.
+    The defaults stand for a client that asked for everything, so a test sees all a tool
+    sends unless it says otherwise:
+
+    - ``revision``: the newest protocol revision mcpd speaks (``LATEST_REVISION``);
+    - ``request_id`` 1, ``session_id`` None (a stateless request);
+    - ``progress_token`` "progress-1": progress is recorded (None: the client did not ask,
+      and ``ctx.report_progress`` sends nothing);
+    - ``log_level`` "debug": every ``ctx.log`` message is recorded (None: none is; "warning":
+      warning and above, as with a client's ``logging/setLevel``);
+    - ``capabilities``: elicitation, sampling and roots, answered from ``answers`` (method ->
+      the client's result; a question without an answer raises ``InputUnavailable``);
+    - ``cancel_reason`` None: what ``ctx.cancel_reason`` reports.
+
+    Example::
+
+        channel = MemoryChannel(log_level="warning", progress_token=None)
+        await call_tool(my_tool, {"path": "a.txt"}, channel=channel)
+        assert channel.progress == [] and all(m["level"] != "info" for m in channel.logs)
     """
 
     revision: str = LATEST_REVISION

@@ -123,12 +123,21 @@ def _same(text: str, value: Any, kind: str) -> bool:
 def check_modern_headers(request: Request, version: str, headers: Mapping[str, str]) -> None:
     """Enforce that the metadata headers of a modern POST agree with its body (-32020)."""
     header_version = headers.get(PROTOCOL_VERSION)
+    if header_version is None:
+        raise HeaderMismatch(
+            f"MCP-Protocol-Version header is missing; it must equal the _meta protocol "
+            f"version {version!r}"
+        )
     if header_version != version:
         raise HeaderMismatch(
             f"MCP-Protocol-Version header {header_version!r} does not match "
             f"_meta protocol version {version!r}"
         )
     method = headers.get(METHOD)
+    if method is None:
+        raise HeaderMismatch(
+            f"Mcp-Method header is missing; it must equal the method {request.method!r}"
+        )
     if method != request.method:
         raise HeaderMismatch(f"Mcp-Method header {method!r} does not match method")
     field = _NAME_FIELDS.get(request.method)
