@@ -15,6 +15,7 @@ from typing import Any, Final, overload
 
 import structlog
 
+from mcpd.auth.settings import SCOPE_TOKEN
 from mcpd.plugin.calling import call_plugin
 from mcpd.plugin.context import Context
 from mcpd.plugin.errors import InvalidArguments, ToolDefinitionError, ToolError, error_result
@@ -27,6 +28,7 @@ __all__ = [
     "Tool",
     "ToolAnnotations",
     "ToolError",
+    "check_scopes",
     "check_tool_name",
     "error_result",
     "tool",
@@ -105,6 +107,8 @@ class Tool:
     inputs: InputSpec
     outputs: OutputSpec
     is_async: bool
+    # OAuth scopes (or key scopes) a caller needs; [[auth.rules]] in the config may replace them.
+    scopes: frozenset[str] = frozenset()
     # Not an __init__ argument, so dataclasses.replace() starts a copy with an empty cache.
     _definitions: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     # Arguments mirrored in 2026 Mcp-Param-* headers: header name -> (argument, type).
@@ -206,6 +210,7 @@ def tool(
     annotations: ToolAnnotations | Mapping[str, Any] | None = None,
     timeout: float | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
+    scopes: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -218,6 +223,7 @@ def tool(
     annotations: ToolAnnotations | Mapping[str, Any] | None = None,
     timeout: float | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
+    scopes: Sequence[str] = (),
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a ``Tool``; use bare or with options.
 
@@ -225,7 +231,9 @@ def tool(
     ``Annotated[str, "what it is"]``), the description from the docstring, the output schema
     from the return annotation. A parameter annotated ``mcpd.Context`` receives the call's
     context. ``timeout`` (seconds) overrides the daemon's default for this tool. ``icons`` are
-    protocol ``Icon`` objects (``{"src": ..., "mimeType": ..., "sizes": [...]}``).
+    protocol ``Icon`` objects (``{"src": ..., "mimeType": ..., "sizes": [...]}``). ``scopes``
+    are what a caller needs when ``[auth]`` is on (all of them); without them the tool is
+    hidden from the caller's list, and a call gets 403 ``insufficient_scope``.
 
     Example::
 
@@ -236,6 +244,9 @@ def tool(
 
         @mcpd.tool(name="web.fetch", timeout=30, annotations={"openWorldHint": True})
         async def fetch(url: str, ctx: mcpd.Context) -> str: ...
+
+        @mcpd.tool(scopes=["files:write"])
+        def save(path: str, text: str) -> None: ...
     """
 
     def decorate(function: Callable[..., Any]) -> Tool:
@@ -247,9 +258,22 @@ def tool(
             annotations=annotations,
             timeout=timeout,
             icons=icons,
+            scopes=scopes,
         )
 
     return decorate if fn is None else decorate(fn)
+
+
+def check_scopes(scopes: object, label: str) -> frozenset[str]:
+    """The ``scopes=`` option: a list of RFC 6749 scope tokens (no spaces or quotes)."""
+    if isinstance(scopes, str) or not isinstance(scopes, Sequence | frozenset | set):
+        raise ToolDefinitionError(f"{label}: scopes must be a list of strings, got {scopes!r}")
+    for scope in scopes:
+        if not isinstance(scope, str) or not SCOPE_TOKEN.fullmatch(scope):
+            raise ToolDefinitionError(
+                f"{label}: {scope!r} is not a scope (printable ASCII, no spaces or quotes)"
+            )
+    return frozenset(scopes)
 
 
 def check_tool_name(name: object) -> None:
@@ -269,6 +293,7 @@ def _build(
     annotations: ToolAnnotations | Mapping[str, Any] | None,
     timeout: float | None,
     icons: Sequence[Mapping[str, Any]] | None,
+    scopes: Sequence[str] = (),
 ) -> Tool:
     _check_function(fn)
     tool_name = name if name is not None else getattr(fn, "__name__", "")
@@ -285,6 +310,7 @@ def _build(
         inputs=input_spec(fn, hints, tool_name),
         outputs=output_spec(hints.get("return", inspect.Parameter.empty), tool_name),
         is_async=inspect.iscoroutinefunction(fn),
+        scopes=check_scopes(scopes, f"tool {tool_name!r}"),
     )
 
 
