@@ -514,8 +514,9 @@ def _check_tls(settings: Settings, entries: Entries) -> None:
     try:
         check_tls(server.tls_certificate, server.tls_private_key)
     except TlsError as exc:
-        key = ("server", "tls_private_key" if server.tls_certificate else "tls_certificate")
-        raise ConfigError(f"{_origin(entries, key)}: server.{exc.key or key[1]}: {exc}") from None
+        name = exc.key or "tls_private_key"  # a pair that does not load: blame the key
+        origin = _origin(entries, ("server", name))
+        raise ConfigError(f"{origin}: server.{name}: {exc}") from None
 
 
 def _check_paths(settings: Settings, entries: Entries) -> None:

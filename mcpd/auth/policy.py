@@ -110,9 +110,7 @@ class Policy:
         self.rules = tuple(rules)
         self.implied = dict(implied or {})
         self.enforce = enforce
-        self.requirement: Callable[[Item], Requirement] = lru_cache(maxsize=4096)(
-            self._requirement
-        )
+        self.requirement: Callable[[Item], Requirement] = lru_cache(maxsize=4096)(self._requirement)
 
     @classmethod
     def from_settings(cls, auth: AuthSettings) -> Policy:

@@ -55,6 +55,8 @@ def _as_file(value: str, key: str) -> Iterator[str]:
     if not is_pem_text(value):
         if not value.startswith("/"):
             raise TlsError("expected an absolute path to a PEM file, or PEM text", key)
+        if not os.path.isfile(value) or not os.access(value, os.R_OK):
+            raise TlsError(f"cannot read {value}: not a readable file", key)
         yield value
         return
     data = value.encode("utf-8")
@@ -82,9 +84,6 @@ def load_into(context: ssl.SSLContext, certificate: str, private_key: str) -> No
     with pem_files(certificate, private_key) as (certfile, keyfile):
         try:
             context.load_cert_chain(certfile=certfile, keyfile=keyfile)
-        except FileNotFoundError as exc:
-            which = "tls_certificate" if exc.filename == certfile else "tls_private_key"
-            raise TlsError(f"cannot read {exc.filename}: {exc.strerror}", which) from None
         except (ssl.SSLError, OSError) as exc:
             # The ssl message names neither the key nor its content, only what failed.
             reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
