@@ -5,12 +5,14 @@ The room is built in layers, pure logic apart from I/O:
 - ``settings``: the ``[auth]`` config table (pydantic models; ``mcpd.config`` validates it).
 - ``principal``: the caller (``Principal``, ``Anonymous``) and the key that binds state to it.
 - ``keys``: static API keys (hashes in the config, constant-time lookup, ``mcpd auth new-key``).
-- ``jwt`` (pure validation) and ``jwks`` (the issuer's keys, fetched on trio): OAuth 2.1
-  resource server for JWT access tokens; ``discovery`` finds ``jwks_uri`` from the issuer.
+- ``jwt`` (pure validation), ``jwks`` (the issuer's keys, cached) and ``tokens`` (the two
+  together): OAuth 2.1 resource server for JWT access tokens; ``discovery`` finds
+  ``jwks_uri`` from the issuer; ``fetch`` is the bounded JSON-over-HTTP both use.
 - ``introspection``: RFC 7662 for opaque tokens.
 - ``challenge`` and ``metadata``: the ``WWW-Authenticate`` challenges and the RFC 9728
   protected-resource metadata document; ``wellknown`` serves it (raw ASGI).
-- ``authenticator``: the one entry point the endpoint calls, ``authenticate(headers, client)``.
+- ``authenticator``: the one entry point the endpoint calls, ``authenticate(headers, client)``;
+  ``failures``: the closed set of reasons it refuses for (a metric label).
 - ``policy``: per tool/resource/prompt decisions (allowed, denied for scopes, hidden).
 - ``proxies``: ``X-Forwarded-*`` from trusted peers; ``tls``: direct TLS through hypercorn;
   ``exposure``: the refusal to serve anonymous callers beyond loopback.

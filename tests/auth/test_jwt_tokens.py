@@ -341,3 +341,21 @@ async def test_oversized_jwks_is_refused(
     as_server.serve_json("/jwks", {"keys": [], "padding": "x" * (2 * 1024 * 1024)})
     auth = Authenticator(oauth_settings(as_server), client)
     assert (await refused(auth, issuer.token(issuer.keys["e1"], "ES256"))).reason == "unavailable"
+
+
+async def test_reload_keeps_the_jwks_cache_while_the_issuer_is_unchanged(
+    issuer: Issuer,
+    as_server: LoopbackServer,
+    client: httpx.AsyncClient,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    auth = Authenticator(oauth_settings(as_server), client)
+    token = issuer.token(issuer.keys["r1"], "RS256")
+    await auth.authenticate(bearer(token), None)
+    settings = oauth_settings(as_server).model_copy(update={"scopes_supported": ("probe:read",)})
+    reloaded = auth.reconfigured(settings)
+    assert (await reloaded.authenticate(bearer(token), None)).subject == "alice"
+    assert len(as_server.requests_to("/jwks")) == 1  # no refetch on SIGHUP
+    moved = auth.reconfigured(oauth_settings(as_server, audiences=["api://new"]))
+    assert (await refused(moved, token)).reason == "bad_claims"
+    assert len(as_server.requests_to("/jwks")) == 2  # new issuer settings: a cache of its own

@@ -188,3 +188,18 @@ async def test_bearer_parsing() -> None:
             await auth.authenticate(header, None)
         assert caught.value.reason == reason, header
     assert (await auth.authenticate({"authorization": f"bearer  {key} "}, None)).subject == "bot"
+
+
+async def test_reload_swaps_the_key_table() -> None:
+    old, new = new_key(), new_key()
+
+    def settings(*keys: str) -> AuthSettings:
+        entries = [{"principal": f"p{i}", "hash": key_hash(key)} for i, key in enumerate(keys)]
+        return AuthSettings.model_validate({"mode": "keys", "keys": entries})
+
+    auth = Authenticator(settings(old))
+    assert (await auth.authenticate(bearer(old), None)).subject == "p0"
+    reloaded = auth.reconfigured(settings(new))  # the old key revoked, a new one added
+    assert (await reloaded.authenticate(bearer(new), None)).subject == "p0"
+    with pytest.raises(Unauthenticated):
+        await reloaded.authenticate(bearer(old), None)
