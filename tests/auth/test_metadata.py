@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -72,6 +73,9 @@ async def serve_routes(
 
     config = Config()
     config.bind = ["127.0.0.1:0"]
+    # hypercorn's default "-" logs would rewire the process-wide "hypercorn.error" logger.
+    config.accesslog = None
+    config.errorlog = logging.getLogger("mcpd.tests.hypercorn")
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         [base] = await nursery.start(

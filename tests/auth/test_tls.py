@@ -6,6 +6,7 @@ config check refuses half a pair and a key that does not belong to the certifica
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import tempfile
@@ -47,6 +48,9 @@ async def hello(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], se
 
 async def get_over_tls(config: Any, ca: trustme.CA, *, http2: bool = False) -> httpx.Response:
     config.bind = ["127.0.0.1:0"]
+    # hypercorn's default "-" logs would rewire the process-wide "hypercorn.error" logger.
+    config.accesslog = None
+    config.errorlog = logging.getLogger("mcpd.tests.hypercorn")
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
