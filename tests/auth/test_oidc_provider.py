@@ -8,9 +8,6 @@ mcpd is configured with the issuer only: ``jwks_uri`` is discovered from its met
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,14 +15,16 @@ from typing import Any
 import httpx
 import pytest
 from auth.conftest import SERVICE_CLIENT
-from support.authorization_server import AuthorizationServer
+from support.authorization_server import AuthorizationServer, follow_to_redirect, pkce
 from support.tokens import RESOURCE
 
 from mcpd.auth.authenticator import Authenticator, Unauthenticated
 from mcpd.auth.fetch import new_client
 from mcpd.auth.settings import AuthSettings
 
-REDIRECT = "http://127.0.0.1:9/callback"  # never contacted: the code is read from the redirect
+# A loopback redirect, as native clients register; never contacted: the code is read from
+# the redirect itself.
+REDIRECT = "http://127.0.0.1:9/callback"
 
 
 @pytest.fixture
@@ -82,25 +81,6 @@ async def test_another_audience_is_refused(
     assert refused.json()["error"] == "invalid_target"
 
 
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-async def follow_to_redirect(http: httpx.AsyncClient, url: str) -> dict[str, str]:
-    """Follow the server's redirects (login, consent) until it sends the browser back."""
-    for _ in range(10):
-        response = await http.get(url)
-        location = response.headers.get("location")
-        assert response.status_code in (302, 303), response.text
-        assert location is not None
-        url = urllib.parse.urljoin(url, location)
-        if url.startswith(REDIRECT):
-            return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
-    raise AssertionError("no redirect back to the client")
-
-
 async def test_authorization_code_flow_with_registration_and_pkce(
     oidc_provider: AuthorizationServer, client: httpx.AsyncClient
 ) -> None:
@@ -108,16 +88,18 @@ async def test_authorization_code_flow_with_registration_and_pkce(
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     registered = await client.post(
         metadata["registration_endpoint"],
+        # What the official Python SDK client registers (its OAuthClientMetadata defaults).
         json={
             "redirect_uris": [REDIRECT],
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
-            "token_endpoint_auth_method": "none",
+            "application_type": "native",
             "client_name": "mcpd test client",
         },
     )
     assert registered.status_code == 201, registered.text
-    client_id = registered.json()["client_id"]
+    client_id, secret = registered.json()["client_id"], registered.json()["client_secret"]
+    assert registered.json()["token_endpoint_auth_method"] == "client_secret_basic"
     verifier, challenge = pkce()
     query = {
         "response_type": "code",
@@ -131,7 +113,9 @@ async def test_authorization_code_flow_with_registration_and_pkce(
     }
     async with httpx.AsyncClient() as browser:  # keeps the server's interaction cookies
         back = await follow_to_redirect(
-            browser, f"{metadata['authorization_endpoint']}?{urllib.parse.urlencode(query)}"
+            browser,
+            f"{metadata['authorization_endpoint']}?{urllib.parse.urlencode(query)}",
+            REDIRECT,
         )
     assert back["state"] == "xyz"
     assert back["iss"] == oidc_provider.issuer  # RFC 9207
@@ -142,9 +126,9 @@ async def test_authorization_code_flow_with_registration_and_pkce(
             "code": back["code"],
             "redirect_uri": REDIRECT,
             "code_verifier": verifier,
-            "client_id": client_id,
             "resource": RESOURCE,
         },
+        auth=(client_id, secret),
     )
     assert exchanged.status_code == 200, exchanged.text
     token = exchanged.json()["access_token"]
@@ -170,7 +154,9 @@ async def test_pkce_is_required(
     }
     async with httpx.AsyncClient() as browser:
         back = await follow_to_redirect(
-            browser, f"{metadata['authorization_endpoint']}?{urllib.parse.urlencode(query)}"
+            browser,
+            f"{metadata['authorization_endpoint']}?{urllib.parse.urlencode(query)}",
+            REDIRECT,
         )
     assert back["error"] == "invalid_request"
     assert "requires PKCE" in back["error_description"]

@@ -11,18 +11,22 @@ Without npm or Node the tests that use it fail, saying why: they never skip.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
+import secrets
 import shutil
 import subprocess
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from conformance import runner
 
 OIDC = Path(__file__).resolve().parents[1] / "auth" / "oidc"
@@ -152,3 +156,25 @@ def authorization_server(workdir: Path, **options: Any) -> Iterator[Authorizatio
         yield server
     finally:
         server.stop()
+
+
+def pkce() -> tuple[str, str]:
+    """A PKCE (S256) code verifier and its challenge."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+async def follow_to_redirect(http: httpx.AsyncClient, url: str, redirect: str) -> dict[str, str]:
+    """Play the browser: follow the server's redirects (its interaction logs in and consents)
+    until it sends the browser to ``redirect``; the query parameters it sends there (code,
+    state, iss; or error). For an SDK client's redirect_handler, with a cookie-keeping client."""
+    for _ in range(10):
+        response = await http.get(url)
+        location = response.headers.get("location")
+        assert response.status_code in (302, 303), response.text
+        assert location is not None
+        url = urllib.parse.urljoin(url, location)
+        if url.startswith(redirect):
+            return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    raise AssertionError("no redirect back to the client")
