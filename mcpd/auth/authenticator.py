@@ -104,6 +104,7 @@ class Authenticator:
             jwks if jwks is not None else JwksCache(JwksFetch(client, oauth), _times(oauth)),
             shared_secret=oauth.shared_secret,
             wall_clock=self._now,
+            remember_seconds=oauth.jwks_cache_seconds,
         )
         if auth.introspection is not None:
             self.introspector = Introspector(

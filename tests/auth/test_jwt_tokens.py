@@ -359,3 +359,32 @@ async def test_reload_keeps_the_jwks_cache_while_the_issuer_is_unchanged(
     moved = auth.reconfigured(oauth_settings(as_server, audiences=["api://new"]))
     assert (await refused(moved, token)).reason == "bad_claims"
     assert len(as_server.requests_to("/jwks")) == 2  # new issuer settings: a cache of its own
+
+
+async def test_accepted_tokens_are_remembered_no_longer_than_exp_or_the_key(
+    issuer: Issuer,
+    as_server: LoopbackServer,
+    client: httpx.AsyncClient,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    start = time.time() - trio.current_time()
+
+    def wall() -> float:  # the wall clock moves with the mock clock
+        return start + trio.current_time()
+
+    auth = Authenticator(oauth_settings(as_server, leeway_seconds=0), client, wall_clock=wall)
+    short = issuer.token(issuer.keys["e1"], "ES256", exp=int(wall()) + 5)
+    assert (await auth.authenticate(bearer(short), None)).subject == "alice"
+    mock_clock.jump(4)
+    assert (await auth.authenticate(bearer(short), None)).subject == "alice"
+    mock_clock.jump(2)
+    assert (await refused(auth, short)).reason == "expired"  # remembered, but not past exp
+    # A key the issuer withdraws: tokens it signed stop working once the JWKS is refreshed,
+    # cache or no cache.
+    token = issuer.token(issuer.keys["r1"], "RS256", exp=int(wall()) + 3600)
+    assert (await auth.authenticate(bearer(token), None)).subject == "alice"
+    del issuer.keys["r1"]
+    mock_clock.jump(300)
+    assert (await auth.authenticate(bearer(token), None)).subject == "alice"
+    mock_clock.jump(301)
+    assert (await refused(auth, token)).reason == "unknown_kid"
