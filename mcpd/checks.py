@@ -15,12 +15,12 @@ addresses is checked here, by the code a start runs:
 from __future__ import annotations
 
 import difflib
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from mcpd.config import LoadedConfig, Settings
+from mcpd.listen_addresses import is_local_bind
 
 if TYPE_CHECKING:
     from mcpd.plugin.registry import Registry
@@ -121,29 +121,14 @@ def exposure(settings: Settings, addresses: Iterable[str]) -> Finding | None:
     hypercorn reports. None when all are loopback or unix sockets, or when authentication
     is on (``auth_enabled``).
     """
-    exposed = [address for address in addresses if not is_loopback_address(address)]
+    exposed = [address for address in addresses if not is_local_bind(address)]
     if not exposed or auth_enabled(settings):
         return None
     message = (
         f"listening beyond loopback ({', '.join(exposed)}) without authentication: anyone "
-        "who can reach it may list and call every tool; listen on 127.0.0.1, or put an "
-        "authenticating proxy in front"
+        "who can reach it may list and call every tool ([auth] allow_anonymous_remote = true)"
     )
     return Finding("warning", message, "server.listen")
-
-
-def is_loopback_address(address: str) -> bool:
-    """True for unix sockets and loopback hosts, in listen form or as a bound URL."""
-    address = address.partition("://")[2] or address
-    if address.startswith("unix:"):
-        return True
-    host = address.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost: assume it is reachable
 
 
 def key_origins(loaded: LoadedConfig) -> dict[str, str]:

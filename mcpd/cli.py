@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from mcpd import cli_inspect, install_clients
 from mcpd._version import __version__
@@ -51,7 +52,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     _config_option(install)
     install_clients.add_arguments(install)
+    _auth_commands(commands)
     return parser
+
+
+def _auth_commands(commands: Any) -> None:
+    auth = commands.add_parser("auth", help="authentication").add_subparsers(
+        dest="action", required=True
+    )
+    new_key = auth.add_parser(
+        "new-key", help="make a random API key; print it once, and config lines with its hash"
+    )
+    new_key.add_argument("--principal", required=True, metavar="NAME", help="who uses the key")
+    new_key.add_argument(
+        "--scope", action="append", default=[], metavar="S", help="a scope it grants (repeatable)"
+    )
+    new_key.add_argument(
+        "--expires", metavar="ISO-DATE", help="expiry: 2027-01-31 or 2027-01-31T12:00:00Z"
+    )
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +102,8 @@ def _listing(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "auth":
+        return _new_key(args)  # needs no config: it prints lines to add to one
     load = _loader(args)
     try:
         loaded = load()
@@ -114,6 +134,37 @@ def _loader(args: argparse.Namespace) -> Callable[[], LoadedConfig]:
         log_level=getattr(args, "log_level", None),
         log_format=getattr(args, "log_format", None),
     )
+
+
+def _new_key(args: argparse.Namespace) -> int:
+    """``mcpd auth new-key``: the key on stdout once, then the ``[[auth.keys]]`` lines."""
+    from pydantic import ValidationError
+
+    from mcpd.auth.keys import config_lines, key_hash, new_key, parse_expiry
+
+    key = new_key()
+    try:
+        expires = parse_expiry(args.expires) if args.expires else None
+        lines = config_lines(args.principal, key_hash(key), args.scope, expires)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'key'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        print(f"mcpd: {problems}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ValueError as exc:
+        print(f"mcpd: --expires: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"key: {key}")
+    print(
+        "# The key above is shown only this once: give it to the client, which sends it as\n"
+        "# 'Authorization: Bearer <key>'. mcpd keeps only its hash: add these lines to the\n"
+        "# config (e.g. a drop-in in /etc/mcpd/mcpd.toml.d/), then reload (SIGHUP).",
+        file=sys.stderr,
+    )
+    print("\n".join(lines))
+    return 0
 
 
 def _settings(load: Callable[[], LoadedConfig]) -> Settings:

@@ -12,6 +12,7 @@ its origin, which ``mcpd config show`` prints.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import os
 import tomllib
@@ -21,7 +22,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ValidationError
+
+from mcpd.auth.exposure import anonymous_exposure
+from mcpd.auth.settings import AuthSettings
+from mcpd.auth.tls import TlsError, check_tls
 from mcpd.config_files import DropInError, config_files
+from mcpd.config_models import describe_error, plain_values
 from mcpd.listen_addresses import listen_clash, parse_listen
 from mcpd.secret_values import Environ, SecretError, references, resolve
 
@@ -66,6 +73,12 @@ class ServerSettings:
     # The event loop is measured every tick; a tick late by more than this logs loop.stalled
     # (naming the calls in flight) and counts a stall. 0 = not measured.
     loop_stall: float = 0.5
+    # Peers (addresses or CIDR networks) whose X-Forwarded-Proto/Host/For headers are believed.
+    trusted_proxies: tuple[str, ...] = ()
+    # Direct TLS: a PEM certificate chain and its private key, each a path or a secret holding
+    # the PEM text itself; both empty = plain HTTP.
+    tls_certificate: str = ""
+    tls_private_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +126,7 @@ class Settings:
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     plugin: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [plugin.<name>] tables
     source: str = "<embedded defaults>"  # what was loaded, for logs
 
@@ -192,6 +206,23 @@ def _choice(*choices: str) -> Convert:
     return convert
 
 
+def _networks(value: Any, where: str) -> tuple[str, ...]:
+    """Addresses or CIDR networks, normalised (``10.0.0.0/8``, ``::1/128``)."""
+    networks = []
+    for entry in _strings(value, where):
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise _fail(where, f"{entry!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(where, f"expected a string (a path, or a secret), got {value!r}")
+    return value  # a Secret stays a Secret
+
+
 def _path(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise _fail(where, f"expected a URL path starting with '/', got {value!r}")
@@ -241,6 +272,9 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "sse_path": ("sse_path", _path),
             "messages_path": ("messages_path", _path),
             "loop_stall_seconds": ("loop_stall", _number),
+            "trusted_proxies": ("trusted_proxies", _networks),
+            "tls_certificate": ("tls_certificate", _text),
+            "tls_private_key": ("tls_private_key", _text),
         },
     ),
     "tools": (
@@ -275,6 +309,13 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "readyz_path": ("readyz_path", _path),
         },
     ),
+}
+
+
+# Tables whose values nest ([[auth.keys]], [auth.oauth]...), each validated by a pydantic
+# model after layering (``mcpd.config_models``); the Settings field is named as the table.
+MODEL_TABLES: dict[str, type[BaseModel]] = {
+    "auth": AuthSettings,
 }
 
 
@@ -322,8 +363,10 @@ def _convert(document: Mapping[str, Any], origin: str, environ: Environ) -> Entr
             entries.update(_plugin_entries(values, origin, environ))
         elif table in _SCHEMA:
             entries.update(_table_entries(table, values, origin, environ))
+        elif table in MODEL_TABLES:
+            entries.update(_model_table_entries(table, values, origin, environ))
         else:
-            raise _unknown(f"{origin}: {table}", table, [*_SCHEMA, "plugin"])
+            raise _unknown(f"{origin}: {table}", table, [*_SCHEMA, *MODEL_TABLES, "plugin"])
     return entries
 
 
@@ -340,6 +383,24 @@ def _table_entries(table: str, values: Any, origin: str, environ: Environ) -> En
         converted = keys[key][1](raw, f"{where}.{key}")
         entries[table, key] = Entry(converted, origin, tuple(references(raw)))
     return entries
+
+
+def _model_table_entries(table: str, values: Any, origin: str, environ: Environ) -> Entries:
+    """One entry per top-level key: a higher layer replaces the whole value of that key."""
+    where = f"{origin}: {table}"
+    if not isinstance(values, dict):
+        raise _fail(where, "expected a table")
+    known = list(MODEL_TABLES[table].model_fields)
+    for key in values:
+        if key not in known:
+            raise _unknown(f"{where}.{key}", key, known)
+    resolved = {
+        key: _resolve(value, origin, f"{table}.{key}", environ) for key, value in values.items()
+    }
+    return {
+        (table, key): Entry(value, origin, tuple(references(value)))
+        for key, value in plain_values(resolved).items()
+    }
 
 
 def _plugin_entries(values: Any, origin: str, environ: Environ) -> Entries:
@@ -399,7 +460,8 @@ def load_config(
         entries.update(_convert(_read_file(file), str(file), environ))
     entries.update(_flags(listen, log_level, log_format))
     source = ", ".join(map(str, files)) or EMBEDDED
-    return LoadedConfig(_build(entries, source), entries, tuple(map(str, files)))
+    layers = (EMBEDDED, *map(str, files))
+    return LoadedConfig(_build(entries, source, layers), entries, tuple(map(str, files)))
 
 
 def _flags(listen: Sequence[str], log_level: str | None, log_format: str | None) -> Entries:
@@ -431,20 +493,55 @@ def load_settings(
     return loaded.settings
 
 
-def _build(entries: Entries, source: str) -> Settings:
+def _build(entries: Entries, source: str, layers: Sequence[str] = (EMBEDDED,)) -> Settings:
     fields: dict[str, dict[str, Any]] = {table: {} for table in _SCHEMA}
     plugin: dict[str, dict[str, Any]] = {}
     for key, entry in entries.items():
         if key[0] == "plugin":
             plugin.setdefault(key[1], {})[key[2]] = entry.value
-        else:
+        elif key[0] in _SCHEMA:
             table, name = key
             fields[table][_SCHEMA[table][1][name][0]] = entry.value
-    tables = {table: _SCHEMA[table][0](**fields[table]) for table in _SCHEMA}
+    tables: dict[str, Any] = {table: _SCHEMA[table][0](**fields[table]) for table in _SCHEMA}
+    for table, model in MODEL_TABLES.items():
+        tables[table] = _validated(table, model, entries, layers)
     settings = Settings(**tables, plugin=plugin, source=source)
     for check in _CHECKS:
         check(settings, entries)
     return settings
+
+
+def _validated(
+    table: str, model: type[BaseModel], entries: Entries, layers: Sequence[str]
+) -> BaseModel:
+    """The merged table through its model; an error names the layer that set the bad key
+    (a problem with the table as a whole: the highest layer that set any of its keys)."""
+    values = {key[1]: entry.value for key, entry in entries.items() if key[0] == table}
+    origins = {key[1]: entry.origin for key, entry in entries.items() if key[0] == table}
+    rank = {layer: index for index, layer in enumerate(layers)}
+    top = max(origins.values(), key=lambda origin: rank.get(origin, -1), default=EMBEDDED)
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(table, model, exc, origins, top)) from None
+
+
+def _check_exposure(settings: Settings, entries: Entries) -> None:
+    """``[auth] mode = "none"`` listens on loopback only, unless explicitly allowed."""
+    problem = anonymous_exposure(settings.auth, settings.server.listen)
+    if problem is not None:
+        raise ConfigError(f"{_origin(entries, ('server', 'listen'))}: server.listen: {problem}")
+
+
+def _check_tls(settings: Settings, entries: Entries) -> None:
+    """Both TLS keys or neither, and the pair must load (a wrong key fails here, not later)."""
+    server = settings.server
+    try:
+        check_tls(server.tls_certificate, server.tls_private_key)
+    except TlsError as exc:
+        name = exc.key or "tls_private_key"  # a pair that does not load: blame the key
+        origin = _origin(entries, ("server", name))
+        raise ConfigError(f"{origin}: server.{name}: {exc}") from None
 
 
 def _check_paths(settings: Settings, entries: Entries) -> None:
@@ -485,4 +582,9 @@ def _check_listeners(settings: Settings, entries: Entries) -> None:
 
 # Whole-config rules, run by every load: a start, a reload and ``mcpd config check`` refuse
 # the same configs with the same message. A new table's cross-key rules belong here.
-_CHECKS: tuple[Callable[[Settings, Entries], None], ...] = (_check_paths, _check_listeners)
+_CHECKS: tuple[Callable[[Settings, Entries], None], ...] = (
+    _check_paths,
+    _check_listeners,
+    _check_exposure,
+    _check_tls,
+)

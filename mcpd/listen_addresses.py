@@ -13,6 +13,8 @@ gets a port of its own.
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -138,3 +140,42 @@ def _normal_host(host: str) -> str:
 
 def _ipv4(hosts: set[str]) -> bool:
     return all(":" not in host for host in hosts)
+
+
+LOOPBACK_NAMES: Final = frozenset({"localhost"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ``::1`` (brackets allowed)."""
+    name = host.strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # any other name: assume it is reachable
+
+
+def is_local_bind(bind: str) -> bool:
+    """Whether only this machine reaches ``bind``: a unix socket, or a loopback TCP address.
+
+    ``bind`` is a listen address (``HOST:PORT``, ``unix:PATH``), an inherited socket
+    (``fd://N``, judged by its real address) or a bound URL (``http://HOST:PORT``).
+    """
+    bind = bind.partition("://")[2] if bind.startswith(("http://", "https://")) else bind
+    if bind.startswith("unix:"):
+        return True
+    if bind.startswith("fd://"):
+        return _is_local_socket(int(bind.removeprefix("fd://")))
+    return is_loopback_host(bind.rpartition(":")[0])
+
+
+def _is_local_socket(fd: int) -> bool:
+    """Whether an inherited listening socket is a unix socket or bound to loopback."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            if sock.family == socket.AF_UNIX:
+                return True
+            return is_loopback_host(str(sock.getsockname()[0]))
+    except OSError:
+        return False

@@ -11,8 +11,9 @@ from types import SimpleNamespace
 import pytest
 import trio
 
-from mcpd.checks import Finding, auth_enabled, exposure, is_loopback_address
+from mcpd.checks import Finding, auth_enabled, exposure
 from mcpd.config import ConfigError, Settings, load_config
+from mcpd.listen_addresses import is_local_bind
 from mcpd.startup import StartupError, endpoint_urls, user_failure
 from mcpd.transport.binding import ListenError, describe
 
@@ -90,7 +91,7 @@ def test_a_clash_is_blamed_on_the_layer_that_made_it(tmp_path: Path) -> None:
     ],
 )
 def test_is_loopback_address(address: str, loopback: bool) -> None:
-    assert is_loopback_address(address) is loopback
+    assert is_local_bind(address) is loopback
 
 
 def with_auth(mode: str) -> SimpleNamespace:

@@ -216,15 +216,34 @@ def test_config_check_runs_the_plugins_settings_models(tmp_path: Path) -> None:
     assert sentences[0].startswith(f"mcpd: {config}: plugin.example: {REJECTED}")
 
 
-def test_config_check_warns_about_listening_beyond_loopback(tmp_path: Path) -> None:
+def test_config_check_refuses_anonymous_callers_beyond_loopback(tmp_path: Path) -> None:
     result = mcpd("config", "check", "--listen", "0.0.0.0:8765", env=isolated(tmp_path))
-    assert result.returncode == 0
+    assert result.returncode == 2
+    assert "beyond loopback" in result.stderr
+    assert "allow_anonymous_remote" in result.stderr
+
+
+def test_config_check_warns_when_anonymous_callers_are_allowed_beyond_loopback(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "anon.toml"
+    config.write_text("[auth]\nallow_anonymous_remote = true\n")
+    result = mcpd(
+        "config",
+        "check",
+        "--config",
+        str(config),
+        "--listen",
+        "0.0.0.0:8765",
+        env=isolated(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "mcpd: warning: --listen: server.listen: listening beyond loopback (0.0.0.0:8765) "
-        "without authentication: anyone who can reach it may list and call every tool; "
-        "listen on 127.0.0.1, or put an authenticating proxy in front"
+        "without authentication: anyone who can reach it may list and call every tool "
+        "([auth] allow_anonymous_remote = true)"
     ]
-    assert result.stdout.strip() == "OK: <embedded defaults>"
+    assert result.stdout.strip().endswith(str(config))
 
 
 def test_config_check_refuses_a_listener_clash(tmp_path: Path) -> None:

@@ -136,7 +136,10 @@ def test_vscode_user_and_project_keep_inputs(home: Home) -> None:
 
 
 def test_the_url_comes_from_the_effective_config(home: Home) -> None:
-    config = home.config('[server]\nlisten = ["unix:/run/m.sock", "0.0.0.0:9100"]\npath = "/x"\n')
+    config = home.config(
+        '[server]\nlisten = ["unix:/run/m.sock", "0.0.0.0:9100"]\npath = "/x"\n'
+        "[auth]\nallow_anonymous_remote = true\n"
+    )
     home.ok("cursor", "--config", str(config))
     url = "http://127.0.0.1:9100/x"  # a wildcard listener is reached on loopback from here
     assert read(home.root / ".cursor" / "mcp.json") == {"mcpServers": {"mcpd": {"url": url}}}

@@ -19,7 +19,7 @@ from mcpd.plugin.content import CONTENT_TYPES
 from mcpd.plugin.context import Context
 from mcpd.plugin.errors import InvalidArguments, ToolDefinitionError
 from mcpd.plugin.schema import is_context, type_hints
-from mcpd.plugin.tool import TOOL_NAME
+from mcpd.plugin.tool import TOOL_NAME, check_scopes
 
 __all__ = ["Prompt", "PromptMessage", "prompt"]
 
@@ -77,6 +77,8 @@ class Prompt:
     context: str | None
     is_async: bool
     completers: Completers = field(repr=False, compare=False)
+    # Scopes a caller needs when [auth] is on; [[auth.rules]] in the config may replace them.
+    scopes: frozenset[str] = frozenset()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -176,6 +178,7 @@ def prompt(
     title: str | None = None,
     description: str | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
+    scopes: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Prompt]: ...
 
 
@@ -186,8 +189,11 @@ def prompt(
     title: str | None = None,
     description: str | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
+    scopes: Sequence[str] = (),
 ) -> Prompt | Callable[[Callable[..., Any]], Prompt]:
     """Turn a function into a ``Prompt``; use bare or with options.
+
+    ``scopes`` are what a caller needs when ``[auth]`` is on, as for ``@mcpd.tool``.
 
     Example::
 
@@ -198,7 +204,7 @@ def prompt(
     """
 
     def decorate(function: Callable[..., Any]) -> Prompt:
-        return _build(function, name, title, description, icons)
+        return _build(function, name, title, description, icons, scopes=scopes)
 
     return decorate if fn is None else decorate(fn)
 
@@ -209,6 +215,8 @@ def _build(
     title: str | None,
     description: str | None,
     icons: Sequence[Mapping[str, Any]] | None,
+    *,
+    scopes: Sequence[str] = (),
 ) -> Prompt:
     if not callable(fn) or inspect.isclass(fn) or isinstance(fn, Prompt):
         raise ToolDefinitionError(f"@mcpd.prompt needs a function, got {fn!r}")
@@ -242,6 +250,7 @@ def _build(
         context=context,
         is_async=inspect.iscoroutinefunction(fn),
         completers=Completers(label, names),
+        scopes=check_scopes(scopes, label),
     )
 
 

@@ -24,6 +24,7 @@ from mcpd.plugin.completion import Completer, Completers
 from mcpd.plugin.context import Context
 from mcpd.plugin.errors import ToolDefinitionError
 from mcpd.plugin.schema import is_context, type_hints
+from mcpd.plugin.tool import check_scopes
 
 __all__ = ["Resource", "ResourceContents", "ResourceNotFound", "resource"]
 
@@ -117,6 +118,8 @@ class Resource:
     is_async: bool
     _pattern: re.Pattern[str] | None = field(repr=False)
     completers: Completers = field(repr=False, compare=False)
+    # Scopes a caller needs when [auth] is on; [[auth.rules]] in the config may replace them.
+    scopes: frozenset[str] = frozenset()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -208,6 +211,7 @@ def resource(
     size: int | None = None,
     annotations: Mapping[str, Any] | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
+    scopes: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Resource]: ...
 
 
@@ -222,12 +226,14 @@ def resource(
     size: int | None = None,
     annotations: Mapping[str, Any] | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
+    scopes: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Resource]:
     """Serve a function's return value as the resource at ``uri`` (or matching a template).
 
     ``name`` defaults to the function's name, ``description`` to its docstring. A parameter
     annotated ``mcpd.Context`` receives the read's context (to log, or ask the client for
-    input); every other parameter must be a template variable.
+    input); every other parameter must be a template variable. ``scopes`` are what a caller
+    needs when ``[auth]`` is on, as for ``@mcpd.tool``.
 
     Example::
 
@@ -235,11 +241,12 @@ def resource(
         def app_config() -> str:
             return json.dumps(CONFIG)
 
-        @mcpd.resource("logs://{service}/{+path}", mime_type="text/plain")
+        @mcpd.resource("logs://{service}/{+path}", mime_type="text/plain", scopes=["logs:read"])
         async def log_file(service: str, path: str) -> str:
             return await read_log(service, path)
     """
     _check_uri(uri)
+    checked = check_scopes(scopes, f"resource {uri!r}")
 
     def decorate(fn: Callable[..., Any]) -> Resource:
         return _build(
@@ -252,6 +259,7 @@ def resource(
             size=size,
             annotations=annotations,
             icons=icons,
+            scopes=checked,
         )
 
     return decorate
@@ -268,6 +276,7 @@ def _build(
     size: int | None,
     annotations: Mapping[str, Any] | None,
     icons: Sequence[Mapping[str, Any]] | None,
+    scopes: frozenset[str] = frozenset(),
 ) -> Resource:
     if not callable(fn) or inspect.isclass(fn) or isinstance(fn, Resource):
         raise ToolDefinitionError(f"@mcpd.resource needs a function, got {fn!r}")
@@ -304,6 +313,7 @@ def _build(
         is_async=inspect.iscoroutinefunction(fn),
         _pattern=pattern,
         completers=Completers(label, variables),
+        scopes=scopes,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Final, overload
 
 import structlog
 
+from mcpd.auth.settings import SCOPE_TOKEN
 from mcpd.plugin.calling import call_plugin
 from mcpd.plugin.context import Context
 from mcpd.plugin.errors import InvalidArguments, ToolDefinitionError, ToolError, error_result
@@ -28,6 +29,7 @@ __all__ = [
     "Tool",
     "ToolAnnotations",
     "ToolError",
+    "check_scopes",
     "check_tool_name",
     "error_result",
     "tool",
@@ -108,6 +110,8 @@ class Tool:
     is_async: bool
     # "thread" (sync tools run in a worker thread) or "process" (a killable worker process).
     isolation: Isolation = "thread"
+    # OAuth scopes (or key scopes) a caller needs; [[auth.rules]] in the config may replace them.
+    scopes: frozenset[str] = frozenset()
     # Not an __init__ argument, so dataclasses.replace() starts a copy with an empty cache.
     _definitions: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     # Arguments mirrored in 2026 Mcp-Param-* headers: header name -> (argument, type).
@@ -214,6 +218,7 @@ def tool(
     timeout: float | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
     isolation: Isolation = "thread",
+    scopes: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -227,6 +232,7 @@ def tool(
     timeout: float | None = None,
     icons: Sequence[Mapping[str, Any]] | None = None,
     isolation: Isolation = "thread",
+    scopes: Sequence[str] = (),
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a ``Tool``; use bare or with options.
 
@@ -237,6 +243,8 @@ def tool(
     protocol ``Icon`` objects (``{"src": ..., "mimeType": ..., "sizes": [...]}``).
     ``isolation="process"`` runs a sync tool in a worker process that is killed when the call
     is cancelled or times out (arguments and result are pickled; see the plugin guide).
+    ``scopes`` are what a caller needs when ``[auth]`` is on (all of them); without them the
+    tool is hidden from the caller's list, and a call gets 403 ``insufficient_scope``.
 
     Example::
 
@@ -250,6 +258,8 @@ def tool(
 
         @mcpd.tool(isolation="process", timeout=60)
         def factorise(n: int) -> list[int]: ...
+        @mcpd.tool(scopes=["files:write"])
+        def save(path: str, text: str) -> None: ...
     """
 
     def decorate(function: Callable[..., Any]) -> Tool:
@@ -262,9 +272,22 @@ def tool(
             timeout=timeout,
             icons=icons,
             isolation=isolation,
+            scopes=scopes,
         )
 
     return decorate if fn is None else decorate(fn)
+
+
+def check_scopes(scopes: object, label: str) -> frozenset[str]:
+    """The ``scopes=`` option: a list of RFC 6749 scope tokens (no spaces or quotes)."""
+    if isinstance(scopes, str) or not isinstance(scopes, Sequence | frozenset | set):
+        raise ToolDefinitionError(f"{label}: scopes must be a list of strings, got {scopes!r}")
+    for scope in scopes:
+        if not isinstance(scope, str) or not SCOPE_TOKEN.fullmatch(scope):
+            raise ToolDefinitionError(
+                f"{label}: {scope!r} is not a scope (printable ASCII, no spaces or quotes)"
+            )
+    return frozenset(scopes)
 
 
 def check_tool_name(name: object) -> None:
@@ -285,6 +308,7 @@ def _build(
     timeout: float | None,
     icons: Sequence[Mapping[str, Any]] | None,
     isolation: Isolation,
+    scopes: Sequence[str] = (),
 ) -> Tool:
     _check_function(fn)
     tool_name = name if name is not None else getattr(fn, "__name__", "")
@@ -304,6 +328,7 @@ def _build(
         outputs=output_spec(hints.get("return", inspect.Parameter.empty), tool_name),
         is_async=is_async,
         isolation=checked_isolation,
+        scopes=check_scopes(scopes, f"tool {tool_name!r}"),
     )
 
 

@@ -8,9 +8,6 @@ away and cancels exactly the requests of its POST.
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import socket
 from collections.abc import Callable, Sequence
 from functools import partial
 from time import perf_counter
@@ -20,6 +17,7 @@ import structlog
 import trio
 
 from mcpd.config import ServerSettings
+from mcpd.listen_addresses import is_local_bind
 from mcpd.metrics import CANCELLED, GET_STREAM, LISTEN, POST_SSE, TOOL_ERROR, Metrics
 from mcpd.plugin.errors import error_result
 from mcpd.protocol import headers as hdr
@@ -672,33 +670,6 @@ def host_policy(
     """
     if settings.allowed_hosts:
         return frozenset(settings.allowed_hosts)
-    if all(_is_local_bind(bind) for bind in (binds or settings.listen)):
+    if all(is_local_bind(bind) for bind in (binds or settings.listen)):
         return frozenset()
     return None
-
-
-def _is_local_bind(bind: str) -> bool:
-    if bind.startswith("unix:"):
-        return True
-    if bind.startswith("fd://"):
-        return _is_local_socket(int(bind.removeprefix("fd://")))
-    host = bind.rpartition(":")[0].strip("[]")
-    return host == "localhost" or _is_loopback(host)
-
-
-def _is_local_socket(fd: int) -> bool:
-    """Whether an inherited listening socket is a unix socket or bound to loopback."""
-    try:
-        with socket.socket(fileno=os.dup(fd)) as sock:
-            if sock.family == socket.AF_UNIX:
-                return True
-            return _is_loopback(sock.getsockname()[0])
-    except OSError:
-        return False
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

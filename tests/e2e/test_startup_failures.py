@@ -157,8 +157,10 @@ def test_permission_denied(tmp_path: Path) -> None:
     )
 
 
-def test_unknown_host_name() -> None:
-    result = serve("--listen", "no-such-host.invalid:8765")
+def test_unknown_host_name(tmp_path: Path) -> None:
+    # Not loopback, so anonymous callers must be allowed explicitly to reach the bind at all.
+    config = write_config(tmp_path / "anon.toml", "[auth]\nallow_anonymous_remote = true\n")
+    result = serve("--config", str(config), "--listen", "no-such-host.invalid:8765")
     assert result.returncode == 2
     [line] = said(result)
     assert line.startswith(
