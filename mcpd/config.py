@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcpd.config_files import DropInError, config_files
+from mcpd.limits.settings import LimitsConfigError, LimitsSettings, parse_limits
 from mcpd.secret_values import Environ, SecretError, references, resolve
 
 
@@ -91,6 +92,7 @@ class Settings:
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)  # [limits] hook, see _NESTED
     plugin: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [plugin.<name>] tables
     source: str = "<embedded defaults>"  # what was loaded, for logs
 
@@ -255,6 +257,33 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
 }
 
 
+# ---- [limits] hook (brief "limits"): a minimal stand-in for the generic nested-table
+# registry; at integration, register parse_limits/LimitsSettings there and drop this block.
+# A nested table is validated whole per layer; a higher layer replaces each top-level key.
+_NESTED: dict[str, Callable[[Mapping[str, Any], str], Any]] = {"limits": parse_limits}
+
+
+def _nested_entries(table: str, values: Any, origin: str, environ: Environ) -> Entries:
+    where = f"{origin}: {table}"
+    if not isinstance(values, dict):
+        raise _fail(where, "expected a table")
+    raw = {key: _resolve(value, origin, f"{table}.{key}", environ) for key, value in values.items()}
+    _parse_nested(table, raw, where)
+    return {
+        (table, key): Entry(value, origin, tuple(references(value))) for key, value in raw.items()
+    }
+
+
+def _parse_nested(table: str, raw: Mapping[str, Any], where: str) -> Any:
+    try:
+        return _NESTED[table](raw, where)
+    except LimitsConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+# ---- end of the [limits] hook
+
+
 def _unknown(where: str, key: str, known: Sequence[str]) -> ConfigError:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -299,8 +328,10 @@ def _convert(document: Mapping[str, Any], origin: str, environ: Environ) -> Entr
             entries.update(_plugin_entries(values, origin, environ))
         elif table in _SCHEMA:
             entries.update(_table_entries(table, values, origin, environ))
+        elif table in _NESTED:  # [limits] hook
+            entries.update(_nested_entries(table, values, origin, environ))
         else:
-            raise _unknown(f"{origin}: {table}", table, [*_SCHEMA, "plugin"])
+            raise _unknown(f"{origin}: {table}", table, [*_SCHEMA, *_NESTED, "plugin"])
     return entries
 
 
@@ -409,13 +440,18 @@ def load_settings(
 def _build(entries: Entries, source: str) -> Settings:
     fields: dict[str, dict[str, Any]] = {table: {} for table in _SCHEMA}
     plugin: dict[str, dict[str, Any]] = {}
+    nested: dict[str, dict[str, Any]] = {table: {} for table in _NESTED}  # [limits] hook
     for key, entry in entries.items():
         if key[0] == "plugin":
             plugin.setdefault(key[1], {})[key[2]] = entry.value
+        elif key[0] in _NESTED:  # [limits] hook
+            nested[key[0]][key[1]] = entry.value
         else:
             table, name = key
             fields[table][_SCHEMA[table][1][name][0]] = entry.value
     tables = {table: _SCHEMA[table][0](**fields[table]) for table in _SCHEMA}
+    # [limits] hook: each layer was validated on its own; the merge of valid keys is valid.
+    tables |= {table: _parse_nested(table, nested[table], table) for table in _NESTED}
     settings = Settings(**tables, plugin=plugin, source=source)
     _check_paths(settings, entries)
     return settings
