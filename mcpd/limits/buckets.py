@@ -54,7 +54,7 @@ class BucketTable:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = Bucket(float(burst), now, now)
-            if len(self._buckets) > self.max_size:
+            while len(self._buckets) > self.max_size:  # more than one after a lowered bound
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)

@@ -18,8 +18,7 @@ state: buckets, held slots and session counts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Hashable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -149,32 +148,18 @@ class Limits:
 
     # -- concurrency --------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def running(self, principal: str, tool: str | None = None) -> AsyncIterator[None]:
-        """Hold a slot under the principal's cap and, for a tool with a rule, the tool's.
+    def running(self, principal: str, tool: str | None = None) -> Running:
+        """``async with``: hold a slot under the principal's cap and, for a tool with a rule,
+        the tool's.
 
         Waits up to the queue timeout (the tool rule's, else ``[limits]``'s) for both, then
         raises ``LimitExceeded``. Slots are given back when the block ends, however it ends.
         """
-        s = self._settings
         rule = None if tool is None else self._rule(tool)
-        timeout = s.queue_timeout_seconds
-        if rule is not None and rule.queue_timeout_seconds is not None:
-            timeout = rule.queue_timeout_seconds
-        deadline = trio.current_time() + timeout
-        async with AsyncExitStack() as held:
-            await self._hold(
-                held, PRINCIPAL_CONCURRENCY, principal, s.max_concurrent_per_principal, deadline
-            )
-            if rule is not None and tool is not None:
-                await self._hold(held, TOOL_CONCURRENCY, tool, rule.max_concurrent, deadline)
-            yield
+        return Running(self, principal, tool, rule)
 
-    async def _hold(
-        self, held: AsyncExitStack, limit: LimitName, key: str, total: int, deadline: float
-    ) -> None:
-        if total == 0:
-            return
+    async def _hold(self, limit: LimitName, key: str, total: int, deadline: float) -> object:
+        """Take a slot of ``key`` under ``limit``; the borrower to release it with."""
         caps = self._tool_caps if limit == TOOL_CONCURRENCY else self._principal_caps
         borrower = object()  # one per hold: a task may hold several slots of one key
         if not await caps.acquire(key, borrower, total, deadline):
@@ -184,7 +169,11 @@ class Limits:
                 else (f"tool {key!r} is busy")
             )
             raise self._refuse(limit, CONCURRENCY_RETRY, what)
-        held.callback(caps.release, key, borrower)
+        return borrower
+
+    def _release(self, limit: LimitName, key: str, borrower: object) -> None:
+        caps = self._tool_caps if limit == TOOL_CONCURRENCY else self._principal_caps
+        caps.release(key, borrower)
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -228,6 +217,49 @@ class Limits:
             principals_with_sessions=len(self._sessions),
             sessions=sum(self._sessions.values()),
         )
+
+
+class Running:
+    """The slots one call holds (see ``Limits.running``); a class, not a generator-based
+    context manager, because it is entered once per call on the hot path."""
+
+    __slots__ = ("_held", "_limits", "_principal", "_rule", "_tool")
+
+    def __init__(
+        self, limits: Limits, principal: str, tool: str | None, rule: ToolRule | None
+    ) -> None:
+        self._limits = limits
+        self._principal = principal
+        self._tool = tool
+        self._rule = rule
+        self._held: list[tuple[LimitName, str, object]] = []
+
+    async def __aenter__(self) -> None:
+        limits, rule = self._limits, self._rule
+        settings = limits.settings
+        timeout = settings.queue_timeout_seconds
+        if rule is not None and rule.queue_timeout_seconds is not None:
+            timeout = rule.queue_timeout_seconds
+        deadline = trio.current_time() + timeout
+        wanted: list[tuple[LimitName, str, int]] = [
+            (PRINCIPAL_CONCURRENCY, self._principal, settings.max_concurrent_per_principal)
+        ]
+        if rule is not None and self._tool is not None:
+            wanted.append((TOOL_CONCURRENCY, self._tool, rule.max_concurrent))
+        try:
+            for limit, key, total in wanted:
+                if total:
+                    self._held.append((limit, key, await limits._hold(limit, key, total, deadline)))
+        except BaseException:
+            self._release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._held:
+            self._limits._release(*self._held.pop())
 
 
 def _retry(seconds: float) -> str:

@@ -167,3 +167,14 @@ async def test_many_principals_stay_within_the_bound(
         lim.check_request(f"10.0.{n // 256}.{n % 256}", "ping")
         assert lim.statistics().buckets <= 100
     assert lim.statistics().buckets == 100
+
+
+async def test_a_lowered_bound_applies_at_the_next_new_bucket(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lim = limits(requests_per_second=1, burst=5, max_tracked=50)
+    for n in range(50):
+        lim.check_request(f"p{n}", "ping")
+    lim.reconfigure(LimitsSettings(requests_per_second=1, burst=5, max_tracked=10))
+    lim.check_request("newcomer", "ping")
+    assert lim.statistics().buckets == 10
