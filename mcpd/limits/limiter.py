@@ -162,14 +162,11 @@ class Limits:
         """Take a slot of ``key`` under ``limit``; the borrower to release it with."""
         caps = self._tool_caps if limit == TOOL_CONCURRENCY else self._principal_caps
         borrower = object()  # one per hold: a task may hold several slots of one key
-        if not await caps.acquire(key, borrower, total, deadline):
-            what = (
-                "too many requests running"
-                if caps is self._principal_caps
-                else (f"tool {key!r} is busy")
-            )
-            raise self._refuse(limit, CONCURRENCY_RETRY, what)
-        return borrower
+        if await caps.acquire(key, borrower, total, deadline):
+            return borrower
+        if limit == TOOL_CONCURRENCY:
+            raise self._refuse(limit, CONCURRENCY_RETRY, f"tool {key!r} is busy")
+        raise self._refuse(limit, CONCURRENCY_RETRY, "too many requests running")
 
     def _release(self, limit: LimitName, key: str, borrower: object) -> None:
         caps = self._tool_caps if limit == TOOL_CONCURRENCY else self._principal_caps
