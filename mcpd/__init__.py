@@ -24,6 +24,7 @@ import typing as _typing
 from mcpd._version import __version__
 
 if _typing.TYPE_CHECKING:
+    from mcpd.limits.quota import RateLimited
     from mcpd.plugin.completion import Completion
     from mcpd.plugin.content import Audio, EmbeddedResource, Image, ResourceLink
     from mcpd.plugin.context import (
@@ -54,6 +55,7 @@ __all__ = [
     "InputUnavailable",
     "ListRoots",
     "PromptMessage",
+    "RateLimited",
     "ResourceContents",
     "ResourceLink",
     "ResourceNotFound",
@@ -86,6 +88,7 @@ _EXPORTS = {
     "list_changed": "mcpd.runtime.notices",
     "InputUnavailable": "mcpd.plugin.context",
     "PromptMessage": "mcpd.plugin.prompt",
+    "RateLimited": "mcpd.limits.quota",
     "ResourceContents": "mcpd.plugin.resource",
     "ResourceNotFound": "mcpd.plugin.resource",
     "prompt": "mcpd.plugin.prompt",

@@ -29,6 +29,7 @@ from mcpd.auth.settings import AuthSettings
 from mcpd.auth.tls import TlsError, check_tls
 from mcpd.config_files import DropInError, config_files
 from mcpd.config_models import describe_error, plain_values
+from mcpd.limits.settings import LimitsSettings
 from mcpd.listen_addresses import listen_clash, parse_listen
 from mcpd.secret_values import Environ, SecretError, references, resolve
 
@@ -127,6 +128,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     plugin: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [plugin.<name>] tables
     source: str = "<embedded defaults>"  # what was loaded, for logs
 
@@ -316,6 +318,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
 # model after layering (``mcpd.config_models``); the Settings field is named as the table.
 MODEL_TABLES: dict[str, type[BaseModel]] = {
     "auth": AuthSettings,
+    "limits": LimitsSettings,
 }
 
 

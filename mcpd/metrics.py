@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mcpd.limits.names import LIMIT_NAMES
 from mcpd.plugin.loader import PluginRecord, count_states
 from mcpd.runtime.flights import (
     CLIENT_CANCELLED,
@@ -85,6 +86,10 @@ HTTP_SSE: Final = "http_sse"
 STREAM_KINDS: Final = (GET_STREAM, POST_SSE, LISTEN, HTTP_SSE)
 
 CANCEL_REASONS: Final = ("disconnect", "client", "timeout", "shutdown", "session_end", "other")
+
+# Distinct auth failure reasons counted before the rest share "other": the reasons come from
+# mcpd's authenticator (a closed set), this only guards the series count against a mistake.
+AUTH_REASONS_MAX: Final = 32
 
 
 def method_label(method: str) -> str:
@@ -189,6 +194,21 @@ class Metrics:
             "Event-loop stalls (lag beyond [server] loop_stall_seconds), one per stall.",
             registry=r,
         )
+        self._limit_rejections = Counter(
+            "mcpd_limit_rejections",
+            "Requests refused over a limit (HTTP 429) and tool quota hits, by limit: "
+            + ", ".join(LIMIT_NAMES)
+            + ".",
+            ["limit"],
+            registry=r,
+        )
+        self._auth_failures = Counter(
+            "mcpd_auth_failures",
+            "Requests refused by authentication or authorization, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self._auth_reasons: set[str] = set()
         self.tool_calls_in_flight = 0
         self._live = _Live(lambda: self.tool_calls_in_flight)
         r.register(self._live)
@@ -196,6 +216,8 @@ class Metrics:
             self._cancellations.labels(reason)
         for outcome in ("ok", "failed"):
             self._reloads.labels(outcome)
+        for limit in LIMIT_NAMES:
+            self._limit_rejections.labels(limit)
         # Label children, looked up once: labels() validates and locks on every call.
         self._operation_children: dict[tuple[str, str], tuple[Histogram, Counter]] = {}
         self._tool_children: dict[tuple[str, str], Histogram] = {}
@@ -240,6 +262,18 @@ class Metrics:
         self._loop_lag.observe(seconds)
         if stalled:
             self._loop_stalls.inc()
+
+    def limit_rejected(self, limit: str) -> None:
+        """A request refused over ``limit`` (one of ``mcpd.limits.LIMIT_NAMES``)."""
+        self._limit_rejections.labels(limit if limit in LIMIT_NAMES else OTHER).inc()
+
+    def auth_failed(self, reason: str) -> None:
+        """A request refused by authentication or authorization, for ``reason``."""
+        if reason not in self._auth_reasons:
+            if len(self._auth_reasons) >= AUTH_REASONS_MAX:
+                reason = OTHER
+            self._auth_reasons.add(reason)
+        self._auth_failures.labels(reason).inc()
 
     # -- lifetimes --------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ PUBLIC = {
     "InputUnavailable",
     "ListRoots",
     "PromptMessage",
+    "RateLimited",
     "ResourceContents",
     "ResourceLink",
     "ResourceNotFound",

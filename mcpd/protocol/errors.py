@@ -12,6 +12,7 @@ The hierarchy::
     │   ├── HeaderMismatch            -32020  400  header disagrees with the body
     │   ├── MissingClientCapability   -32021  400
     │   ├── UnsupportedProtocolVersion -32022 400  data: {supported, requested}
+    │   ├── LimitExceeded             -32005  429  Retry-After; data: {limit, retryAfterSeconds}
     │   └── TransportError            HTTP-level refusals, answered with an id-less error
     │       ├── SessionRequired       400
     │       ├── OriginForbidden       403
@@ -32,6 +33,7 @@ response with status 200, except ``MethodNotFound`` on the modern path (spec: 40
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 
@@ -100,6 +102,62 @@ class UnsupportedProtocolVersion(PeerError):
             f"unsupported protocol version {requested!r}; supported: {', '.join(supported)}",
             data={"supported": list(supported), "requested": requested},
         )
+
+
+class LimitExceeded(PeerError):
+    """Over a rate, concurrency or session limit: HTTP 429 with ``Retry-After``.
+
+    ``limit`` names the limit from a small closed set (the metric's label); ``retry_after`` is
+    how many seconds until a retry can succeed. -32005 sits in the implementation-defined band
+    (-32000..-32019) and is assigned by no MCP revision or draft; it is also what EIP-1474's
+    JSON-RPC convention calls "limit exceeded". ``with_code`` gives the class for another code
+    (``[limits] error_code``): a class, because ``code`` is a class attribute on every
+    ``McpError`` and the transport and metrics read it there.
+    """
+
+    code = -32005
+    http_status = 429
+
+    def __init__(self, message: str, *, limit: str, retry_after: float) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(
+            message, data={"limit": limit, "retryAfterSeconds": self.retry_after_seconds}
+        )
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """``retry_after`` as the whole seconds ``Retry-After`` carries: rounded up, at least 1."""
+        return retry_after_seconds(self.retry_after)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The response headers a 429 carries besides the JSON ones."""
+        return [(b"retry-after", str(self.retry_after_seconds).encode())]
+
+    @classmethod
+    def with_code(cls, code: int) -> type[LimitExceeded]:
+        """This error with JSON-RPC ``code`` instead of the default; one class per code."""
+        if code == LimitExceeded.code:
+            return LimitExceeded
+        coded = _CODED.get(code)
+        if coded is None:
+
+            class Coded(LimitExceeded):
+                pass
+
+            Coded.code = code
+            Coded.__name__ = Coded.__qualname__ = "LimitExceeded"
+            coded = _CODED[code] = Coded
+        return coded
+
+
+_CODED: dict[int, type[LimitExceeded]] = {}
+
+
+def retry_after_seconds(seconds: float) -> int:
+    """Whole seconds for ``Retry-After``: rounded up (never early), at least 1 (no hot loop)."""
+    # A hair of slack so that 2.0000000000000004 (float arithmetic for "2 s") stays 2.
+    return max(1, math.ceil(seconds - 1e-9))
 
 
 class TransportError(PeerError):
