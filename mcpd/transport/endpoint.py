@@ -75,6 +75,7 @@ from mcpd.transport.asgi_io import (
     reject,
 )
 from mcpd.transport.exchange import JSON_HEADERS, Exchange, Reply, Send, send_response
+from mcpd.transport.hypercorn_h11 import HALF_CLOSED
 from mcpd.transport.listen import serve_listen
 from mcpd.transport.streams import StreamGone, serve_get_stream
 
@@ -565,8 +566,9 @@ class Endpoint:
 
 
 async def _detach_on_disconnect(receive: Receive, exchange: Exchange, generation: int) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    while (kind := (await receive())["type"]) != "http.disconnect":
+        if kind == HALF_CLOSED:
+            await exchange.tick()  # probe: a closed client resets (see hypercorn_h11)
     if exchange.generation == generation:
         exchange.detach()
 
@@ -605,13 +607,18 @@ class _Waiter:
             with trio.move_on_after(wait) as self._scope:
                 if client_gone:
                     await trio.sleep_forever()
-                message = await receive()
-                if message["type"] == "http.disconnect":
+                kind = (await receive())["type"]
+                if kind == "http.disconnect":
                     client_gone = True
                     if resume_window and exchange.resumable:
                         break
                     for flight in flights:
                         flight.cancel(CLIENT_DISCONNECTED)
+                elif kind == HALF_CLOSED:
+                    # The client sent EOF: probe it with a keep-alive now (a closed client
+                    # resets, and hypercorn reports the disconnect), rather than at the next
+                    # interval; a half-closed one reads its answer as SSE.
+                    await exchange.tick()
                 continue
             wait = interval
             if self.remaining and not client_gone:

@@ -195,7 +195,7 @@ class HttpSse:
             await sse_io.write(send, sse.event(endpoint_url.encode(), name="endpoint"))
             async with trio.open_nursery() as nursery:
                 connection.scope = nursery.cancel_scope
-                nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope)
+                nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope, send)
                 nursery.start_soon(self._forward, connection, send)
                 nursery.start_soon(sse_io.keep_alive, send, self._settings.sse_keepalive)
                 await self._endpoint.closing.wait()

@@ -16,12 +16,14 @@ close (the response done, or a write failed) or for the peer's reset (``wait_for
 instead of reporting the close. A real disconnect still ends the request: a reset, a failed
 or timed-out write, or an EOF in the middle of a request (which h11 answers with 400).
 
-The price: TCP cannot tell a half-close from a full close (both are a FIN). A client that
-closes its socket in the middle of a call is now noticed when the server next writes to it
-(the peer's kernel answers with RST, seen within ``RESET_POLL``), not at its FIN; for a
-call that writes nothing until its result, that is mcpd's first SSE keep-alive. HTTP/2 is
-not affected: there the end of a request is a stream's END_STREAM, and a TCP EOF ends the
-connection as before.
+TCP cannot tell a half-close from a full close (both are a FIN); only a write can: a peer
+that closed its socket answers it with RST. So at the EOF the app is told
+(``HALF_CLOSED``, an extension message on its ``receive``) and writes at once something
+harmless on its response (mcpd: an SSE comment, switching a pending answer to SSE); the
+reset that a closed peer sends back is seen within ``RESET_POLL`` (polled from
+``FIRST_POLL`` up), and the app then gets ``http.disconnect``: a client that closed mid-call
+is still noticed within about a round trip. HTTP/2 is not affected: there the end of a
+request is a stream's END_STREAM, and a TCP EOF ends the connection as before.
 """
 
 from __future__ import annotations
@@ -38,8 +40,13 @@ _UPSTREAM_SEND_H11_EVENT = H11Protocol._send_h11_event
 
 PHRASES: Final = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
-# How often a half-closed connection with a response pending checks for the peer's reset.
+# A half-closed connection with a response pending checks for the peer's reset first after
+# FIRST_POLL, then ever less often, up to every RESET_POLL: the app's probe is written right
+# after the EOF, so a closed peer's RST usually arrives within the first polls.
+FIRST_POLL: Final = 0.0005
 RESET_POLL: Final = 0.05
+# The message the app's receive() gets after such an EOF (ASGI lets servers add their own).
+HALF_CLOSED: Final = "mcpd.half_closed"
 
 
 def with_reason(event: Any) -> Any:
@@ -61,6 +68,15 @@ def with_reason(event: Any) -> Any:
 
 async def _send_h11_event(self: H11Protocol, event: Any) -> None:
     await _UPSTREAM_SEND_H11_EVENT(self, with_reason(event))
+
+
+async def tell_half_closed(protocol: Any) -> None:
+    """Let the app know the client sent EOF after its request (see the module docstring)."""
+    inner = getattr(protocol, "protocol", protocol)
+    stream = getattr(inner, "stream", None)
+    app_put = getattr(stream, "app_put", None)
+    if app_put is not None:
+        await app_put({"type": HALF_CLOSED})
 
 
 def answer_pending(protocol: Any) -> bool:
@@ -87,10 +103,12 @@ async def wait_for_reset(stream: trio.abc.Stream) -> None:
     transport: Any = getattr(stream, "transport_stream", stream)  # the TCP stream under TLS
     if not isinstance(transport, trio.SocketStream):
         await trio.sleep_forever()
+    pause = FIRST_POLL
     while True:  # a pending error cannot be waited for, only polled (it is read once)
-        await trio.sleep(RESET_POLL)
+        await trio.sleep(pause)
         if transport.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
             return
+        pause = min(pause * 2, RESET_POLL)
 
 
 def install() -> None:

@@ -161,6 +161,8 @@ async def _read_until_closed(self: TCPServer, deadline: IdleDeadline) -> None:
         if data == b"":
             if not deadline.closing and hypercorn_h11.answer_pending(self.protocol):
                 # A half-closed client still reads its answer: wait for on_closing (the
-                # response is done, or a write failed) or a reset, not for more data.
+                # response is done, or a write failed) or a reset, not for more data. The
+                # app probes the client at once, so a closed one resets soon.
+                await hypercorn_h11.tell_half_closed(self.protocol)
                 await hypercorn_h11.wait_for_reset(self.stream)
             return

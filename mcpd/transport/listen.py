@@ -98,7 +98,7 @@ async def serve_listen(
         )
         await sse_io.write(send, sse.event(dumps(acknowledged)))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope)
+            nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope, send)
             nursery.start_soon(sse_io.keep_alive, send, keepalive)
             nursery.start_soon(_forward, stream, send)
             await closing.wait()

@@ -65,7 +65,7 @@ async def serve_get_stream(
         for framed in missed:
             await sse_io.write(send, framed)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope)
+            nursery.start_soon(sse_io.until_disconnect, receive, nursery.cancel_scope, send)
             nursery.start_soon(sse_io.keep_alive, send, keepalive)
             nursery.start_soon(_forward, session, send, log)
             await session.wait_closed()

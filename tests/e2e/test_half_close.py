@@ -11,12 +11,13 @@ import json
 import socket
 import struct
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from support.daemon import WAIT, Daemon, wait_for_file
+from support.daemon import WAIT, Daemon, daemon_config, wait_for_file, write_config
 from support.eras import headers_for, modern_body
 from support.h2c import H2c
 
@@ -46,6 +47,27 @@ def _read_to_eof(sock: socket.socket) -> bytes:
     return received
 
 
+def _dechunk(body: bytes) -> bytes:
+    """A chunked HTTP/1.1 body's payload."""
+    payload = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return payload
+        payload += rest[:size]
+        body = rest[size + 2 :]
+    raise AssertionError("the chunked body has no last chunk")
+
+
+def _sse_messages(payload: bytes) -> list[dict[str, Any]]:
+    return [
+        json.loads(line[5:])
+        for line in payload.decode().splitlines()
+        if line.startswith("data:") and line[5:].strip()
+    ]
+
+
 def test_a_half_closed_request_gets_its_full_answer(daemon: Daemon, markers: Path) -> None:
     tag = f"half-closed-{uuid.uuid4().hex[:8]}"
     with socket.create_connection(_address(daemon), timeout=WAIT) as sock:
@@ -54,9 +76,37 @@ def test_a_half_closed_request_gets_its_full_answer(daemon: Daemon, markers: Pat
         received = _read_to_eof(sock)  # the daemon closes after answering
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
-    answer = json.loads(body)
+    # At the EOF the daemon probed the client with an SSE comment (a closed client would
+    # have reset), so the answer came as an event stream.
+    assert b"content-type: text/event-stream" in head.lower()
+    (answer,) = _sse_messages(_dechunk(body))
     assert answer["result"]["content"][0]["text"] == "slept 0.3s"
     assert wait_for_file(markers / f"{tag}.json")["outcome"] == "completed"
+
+
+@pytest.fixture(scope="module")
+def quiet(
+    tmp_path_factory: pytest.TempPathFactory, plugin_site: Path, markers: Path
+) -> Iterator[Daemon]:
+    """A daemon whose keep-alives come only every 10 minutes: only the probe can find a
+    client gone before the test's bound."""
+    path = tmp_path_factory.mktemp("quiet") / "mcpd.toml"
+    text = daemon_config(path, markers).read_text()
+    text = text.replace("sse_keepalive_seconds = 0.5", "sse_keepalive_seconds = 600")
+    running = Daemon.start(write_config(path, text), pythonpath=plugin_site)
+    yield running
+    assert running.stop() == 0
+
+
+def test_a_client_that_closes_a_silent_call_is_noticed(quiet: Daemon, markers: Path) -> None:
+    """A FIN is probed at once: a call that writes nothing is still cancelled, long before
+    its first keep-alive would have found the client gone (the tool would run 120 s)."""
+    tag = f"closed-{uuid.uuid4().hex[:8]}"
+    with socket.create_connection(_address(quiet), timeout=WAIT) as sock:
+        sock.sendall(_post(quiet, _slow(120, tag)))
+    marker = wait_for_file(markers / f"{tag}.json")
+    assert marker["outcome"] == "cancelled"
+    assert "client disconnected" in marker["reason"]
 
 
 @pytest.mark.parametrize("half_closed", [False, True])
