@@ -1,0 +1,156 @@
+"""Socket I/O for the lean HTTP/1.1 path (``mcpd.transport.lean_h11``): reads and writes that
+pass through the trio scheduler only when the socket would block.
+
+trio's ``SocketStream`` yields to the scheduler on every ``receive_some`` and ``send_all``, even
+when the kernel has the data or the buffer space ready, and hypercorn wraps every write in a lock
+and a shielded cancel scope besides. On a plain TCP connection this module first tries the
+non-blocking call on the socket itself, and waits (``wait_readable``/``wait_writable``) only if
+it would block; a response's pieces (status line and headers, body) go out in one
+``sendmsg``. TLS streams keep trio's own calls.
+
+A write keeps hypercorn's guarantees and mcpd's defect-C fix: it is shielded (a cancelled writer
+never leaves half a message on the wire), each 64 KiB of it must make progress within
+``write_timeout``, and a write that does not is ended by aborting the connection (RST).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from contextlib import suppress
+from typing import Final
+
+import trio
+
+MAX_RECV: Final = 2**16
+# `write_timeout` bounds each slice, so it measures a stalled peer, not a big body.
+WRITE_SLICE: Final = 2**16
+# l_onoff=1, l_linger=0: close() sends RST and drops unsent data at once.
+_ABORTIVE_LINGER: Final = struct.pack("ii", 1, 0)
+
+
+class Gone(Exception):
+    """The connection is closed or reset; nothing more can be read or written."""
+
+
+class ConnectionIO:
+    """Reads and writes of one connection (any trio ``Stream``; fast on plain sockets)."""
+
+    __slots__ = ("_sock", "_timeout", "broken", "stream")
+
+    def __init__(self, stream: trio.abc.Stream, write_timeout: float) -> None:
+        self.stream = stream
+        self._timeout = write_timeout
+        self.broken = False
+        # The stdlib socket under trio's wrapper (already non-blocking): its calls complete
+        # without a scheduler pass when the kernel is ready. None under TLS.
+        self._sock: socket.socket | None = None
+        if isinstance(stream, trio.SocketStream):
+            self._sock = getattr(stream.socket, "_sock", None)
+
+    def try_receive(self) -> bytes | None:
+        """What the kernel has now (b"" at EOF), or None if a read would block."""
+        if self._sock is None:
+            return None
+        try:
+            return self._sock.recv(MAX_RECV)
+        except BlockingIOError:
+            return None
+        except OSError as exc:  # reset by the peer
+            self.broken = True
+            raise Gone from exc
+
+    async def receive(self) -> bytes:
+        """The next bytes from the peer (b"" at EOF); raises ``Gone`` on a reset."""
+        if self._sock is None:
+            return await self._receive_stream()
+        while True:
+            data = self.try_receive()
+            if data is not None:
+                return data
+            await trio.lowlevel.wait_readable(self._sock)
+
+    async def _receive_stream(self) -> bytes:
+        try:
+            return bytes(await self.stream.receive_some(MAX_RECV))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.broken = True
+            raise Gone from exc
+
+    async def write(self, pieces: list[bytes]) -> bool:
+        """Write ``pieces`` in order, as one message; False if the connection is gone."""
+        if self.broken:
+            return False
+        if self._sock is None:
+            ok = await write_stream(self.stream, b"".join(pieces), self._timeout)
+            self.broken = not ok
+            return ok
+        try:
+            sent = self._sock.sendmsg(pieces) if len(pieces) > 1 else self._sock.send(pieces[0])
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.broken = True
+            return False
+        total = sum(map(len, pieces))
+        if sent == total:
+            return True
+        ok = await self._write_rest(memoryview(b"".join(pieces))[sent:])
+        self.broken = not ok
+        return ok
+
+    async def _write_rest(self, view: memoryview) -> bool:
+        """The slow path: wait for buffer space, shielded, each 64 KiB within the timeout."""
+        sock = self._sock
+        assert sock is not None
+        progress = 0
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + self._timeout
+            while view:
+                await trio.lowlevel.wait_writable(sock)
+                try:
+                    sent = sock.send(view)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    return False
+                view = view[sent:]
+                progress += sent
+                if progress >= WRITE_SLICE:
+                    progress = 0
+                    scope.deadline = trio.current_time() + self._timeout
+        if scope.cancelled_caught:
+            await abort(self.stream)  # the peer stopped reading (defect C)
+            return False
+        return True
+
+
+async def write_stream(stream: trio.abc.Stream, data: bytes, write_timeout: float) -> bool:
+    """Write ``data`` under a shield, slice by slice; False if the connection is gone (and is
+    now closed). For streams without a socket of their own (TLS) and hypercorn's own writes."""
+    view = memoryview(data)
+    for start in range(0, len(view), WRITE_SLICE):
+        try:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + write_timeout
+                await stream.send_all(view[start : start + WRITE_SLICE])
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            # Busy: hypercorn's _close() is sending EOF without the send lock, so the
+            # connection is closing (defect A).
+            return False
+        if scope.cancelled_caught:
+            await abort(stream)  # the peer stopped reading (defect C)
+            return False
+    return True
+
+
+async def abort(stream: trio.abc.Stream) -> None:
+    """Close a connection with RST: its unsent bytes will never be read."""
+    transport = getattr(stream, "transport_stream", stream)  # the TCP stream under TLS
+    if isinstance(transport, trio.SocketStream):
+        # OSError: the peer already reset the connection; a plain close is just as good.
+        with suppress(OSError):
+            transport.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ABORTIVE_LINGER)
+    # Shielded so that a cancelled caller still releases the socket; aclose() never blocks.
+    with trio.CancelScope(shield=True):
+        await stream.aclose()
