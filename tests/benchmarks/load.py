@@ -1,5 +1,7 @@
 """A closed-loop HTTP/1.1 load generator: N keep-alive connections, one request in flight on
-each, pre-serialized requests, responses framed by Content-Length. One thread, selectors."""
+each, a fresh JSON-RPC id per request, responses framed by Content-Length or chunked. One
+thread, selectors. bench.py checks it against a trivially fast responder (fast_responder.py)
+and prefers wrk when it is installed."""
 
 from __future__ import annotations
 
@@ -18,12 +20,16 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     client_cpu: float = 0.0
+    # Percentiles measured elsewhere (wrk's), preferred over ``latencies``.
+    percentiles: dict[int, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
-    def percentile(self, p: float) -> float:
+    def percentile(self, p: int) -> float:
+        if p in self.percentiles:
+            return self.percentiles[p]
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
 
@@ -68,7 +74,14 @@ def _complete(conn: _Conn) -> bool:
         head = conn.buffer[:end].lower()
         start = head.find(b"content-length:")
         if start < 0:
-            raise RuntimeError(f"response without Content-Length: {conn.buffer[:200]!r}")
+            if b"transfer-encoding: chunked" not in head:
+                raise RuntimeError(f"response without framing: {conn.buffer[:200]!r}")
+            # An SSE answer: complete at the terminating zero-length chunk.
+            last = conn.buffer.find(b"\r\n0\r\n\r\n", end)
+            if last < 0:
+                return False
+            conn.need = last + 7
+            return True
         length = int(
             head[start + 15 : head.find(b"\r\n", start) if head.find(b"\r\n", start) > 0 else None]
         )
