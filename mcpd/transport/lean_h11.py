@@ -78,7 +78,7 @@ def begin_drain(config: Config) -> None:
     drain = drain_state(config)
     drain.draining = True
     for idle in list(drain.idle):
-        idle.arm(now=True)
+        idle.terminate()
 
 
 def install(*, write_timeout: float) -> None:
@@ -248,7 +248,10 @@ class LeanConnection:
         try:
             data = self.io.try_receive()
             if data is None:
-                self._idle.arm(now=self._terminated.is_set() or self._drain.draining)
+                # Shutting down, a connection that has served requests is closed once idle;
+                # a fresh one (accepted while draining) gets to send its request.
+                closing = self._terminated.is_set() or self._drain.draining
+                self._idle.arm(now=closing and self._requests > 0)
                 data = await self.io.receive()
         except Gone:
             return None
