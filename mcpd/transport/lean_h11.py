@@ -358,10 +358,16 @@ class LeanConnection:
             self._lock.release()
 
     def _serialize(self, events: list[h11.Event]) -> list[bytes]:
+        """h11's bytes for ``events``: a body passes through uncopied, the rest is joined
+        (a head is many small pieces), so one write takes few buffers."""
         pieces: list[bytes] = []
         for event in events:
-            pieces.extend(self.h11.send_with_data_passthrough(event) or ())
-        return [piece for piece in pieces if piece]
+            out = self.h11.send_with_data_passthrough(event) or []
+            if type(event) is h11.Data:
+                pieces.extend(piece for piece in out if piece)
+            elif joined := b"".join(out):
+                pieces.append(joined)
+        return pieces
 
     async def refuse(self, status: int) -> None:
         """An error response that ends the connection (malformed request, app failure)."""

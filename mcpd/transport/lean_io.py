@@ -92,29 +92,29 @@ class ConnectionIO:
         except OSError:
             self.broken = True
             return False
-        total = sum(map(len, pieces))
-        if sent == total:
+        rest = _after(pieces, sent)
+        if not rest:
             return True
-        ok = await self._write_rest(memoryview(b"".join(pieces))[sent:])
+        ok = await self._write_rest(rest)
         self.broken = not ok
         return ok
 
-    async def _write_rest(self, view: memoryview) -> bool:
+    async def _write_rest(self, rest: list[memoryview]) -> bool:
         """The slow path: wait for buffer space, shielded, each 64 KiB within the timeout."""
         sock = self._sock
         assert sock is not None
         progress = 0
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + self._timeout
-            while view:
+            while rest:
                 await trio.lowlevel.wait_writable(sock)
                 try:
-                    sent = sock.send(view)
+                    sent = sock.sendmsg(rest)
                 except BlockingIOError:
                     continue
                 except OSError:
                     return False
-                view = view[sent:]
+                rest = _after(rest, sent)
                 progress += sent
                 if progress >= WRITE_SLICE:
                     progress = 0
@@ -123,6 +123,18 @@ class ConnectionIO:
             await abort(self.stream)  # the peer stopped reading (defect C)
             return False
         return True
+
+
+def _after(pieces: list[bytes] | list[memoryview], sent: int) -> list[memoryview]:
+    """What is left of ``pieces`` once their first ``sent`` bytes are written (no copies)."""
+    rest: list[memoryview] = []
+    for piece in pieces:
+        if sent >= len(piece):
+            sent -= len(piece)
+            continue
+        rest.append(memoryview(piece)[sent:])
+        sent = 0
+    return rest
 
 
 async def write_stream(stream: trio.abc.Stream, data: bytes, write_timeout: float) -> bool:
