@@ -135,6 +135,11 @@ class Cycle:
     async def _wait_disconnect(self) -> None:
         """Return once the response is complete or the connection is gone, reading meanwhile
         (a reset shows up as a read error; bytes pipelined behind the request are kept)."""
+        if self.state is not State.CLOSED:
+            # One scheduler pass first: a fast answer (most are) is written by now, and the
+            # wait below (a read that would block, two epoll_ctl calls) is not needed at all.
+            await self._flush_head()
+            await trio.lowlevel.checkpoint()
         while self.state is not State.CLOSED and not self._gone():
             await self._flush_head()
             with trio.CancelScope() as self._wake:
