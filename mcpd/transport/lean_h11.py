@@ -247,7 +247,11 @@ class LeanConnection:
         """The next bytes of a request, waiting at most until the idle deadline."""
         try:
             data = self.io.try_receive()
-            if data is None:
+            if data is not None:
+                # A request already there is served after one scheduler pass: a client that
+                # answers faster than we loop must not keep the other connections waiting.
+                await trio.lowlevel.checkpoint()
+            else:
                 # Shutting down, a connection that has served requests is closed once idle;
                 # a fresh one (accepted while draining) gets to send its request.
                 closing = self._terminated.is_set() or self._drain.draining

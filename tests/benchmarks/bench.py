@@ -65,13 +65,14 @@ def drive(case: Case, connections: int, seconds: float, generator: str) -> load.
         return wrk_load.run(
             port, "/mcp", case.body, case.headers, connections=connections, seconds=seconds
         )
+    host = f"127.0.0.1:{port}"
     if generator == "h2c":
-        requests = load.Requests("/mcp", case.body, case.headers)
+        requests = load.Requests("/mcp", case.body, case.headers, host)
         bodies = _bodies_of(requests)
         return h2_load.run(
             port, "/mcp", bodies, case.headers, connections=connections, seconds=seconds
         )
-    requests = load.Requests("/mcp", case.body, case.headers)
+    requests = load.Requests("/mcp", case.body, case.headers, host)
     return load.run("127.0.0.1", port, requests, connections=connections, warmup=0, seconds=seconds)
 
 

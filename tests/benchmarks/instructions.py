@@ -60,17 +60,17 @@ def count(
     env = {**os.environ, "PYTHONPATH": str(site)}
     server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        url = f"http://127.0.0.1:{port}/mcp"
+        host = f"127.0.0.1:{port}"
+        url = f"http://{host}/mcp"
         _wait_listening(url)
         if era == "legacy":
             with httpx.Client(timeout=120) as http:
                 session = legacy_session(http, url)
-            request = load.Requests(
-                "/mcp", tool_call("echo", {"text": "hi"}), legacy_headers(session)
-            )
+            call = tool_call("echo", {"text": "hi"})
+            request = load.Requests("/mcp", call, legacy_headers(session), host)
         else:
             body = tool_call("echo", {"text": "hi"}, modern_meta())
-            request = load.Requests("/mcp", body, modern_headers())
+            request = load.Requests("/mcp", body, modern_headers(), host)
         _drive(port, request, 100)  # warm-up
         _control(server.pid, "-z")
         served = _drive(port, request, requests)

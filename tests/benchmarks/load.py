@@ -5,6 +5,7 @@ and prefers wrk when it is installed."""
 
 from __future__ import annotations
 
+import itertools
 import selectors
 import socket
 import time
@@ -44,26 +45,34 @@ class _Conn:
         self.sent_at = 0.0
 
 
-def build_request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+def build_request(
+    path: str, body: bytes, headers: dict[str, str], host: str = "127.0.0.1"
+) -> bytes:
+    # The SDK's DNS-rebinding check wants the port in Host (it answers 421 otherwise).
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 class Requests:
-    """Requests with a fresh JSON-RPC id each (real clients never reuse an id in flight)."""
+    """Requests with a fresh JSON-RPC id each (real clients never reuse an id in flight).
 
-    def __init__(self, path: str, body: bytes, headers: dict[str, str]) -> None:
+    Ids never repeat within one process: a legacy session keeps a request whose connection
+    dropped (stream resumption), so a later run reusing its id would be refused."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self, path: str, body: bytes, headers: dict[str, str], host: str = "127.0.0.1"
+    ) -> None:
         if b'"id": 1' not in body and b'"id":1' not in body:
             raise ValueError("the body template must carry id 1")
-        self._path, self._headers = path, headers
+        self._path, self._headers, self._host = path, headers, host
         self._head, _, self._tail = body.replace(b'"id":1', b'"id": 1').partition(b'"id": 1')
-        self._next = 0
 
     def __call__(self) -> bytes:
-        self._next += 1
-        body = self._head + b'"id": ' + str(self._next).encode() + self._tail
-        return build_request(self._path, body, self._headers)
+        body = self._head + b'"id": ' + str(next(Requests._ids)).encode() + self._tail
+        return build_request(self._path, body, self._headers, self._host)
 
 
 def _complete(conn: _Conn) -> bool:

@@ -3,6 +3,7 @@ generated Lua script giving every request a fresh JSON-RPC id."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -18,13 +19,17 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
+# Each run's ids start a block above the last run's (see load.Requests).
+_RUNS = itertools.count(1)
+
+
 def _lua(path: str, body: bytes, headers: dict[str, str]) -> str:
     head, _, tail = body.replace(b'"id":1', b'"id": 1').partition(b'"id": 1')
     lines = [f'local head = [==[{head.decode()}"id": ]==]', f"local tail = [==[{tail.decode()}]==]"]
     lines.append("local headers = {}")
     lines += [f"headers[ [==[{name}]==] ] = [==[{value}]==]" for name, value in headers.items()]
     lines += [
-        "local n = 0",
+        f"local n = {next(_RUNS) * 10**8}",
         "request = function()",
         "  n = n + 1",
         f'  return wrk.format("POST", [==[{path}]==], headers, head .. n .. tail)',
