@@ -165,8 +165,8 @@ def cancel_latency(site: Path, markers: Path, work: Path, trials: int) -> dict[s
 
 
 def pending_calls(site: Path, markers: Path, work: Path, calls: int = 1000) -> dict[str, Any]:
-    """Server CPU while ``calls`` legacy calls of ``slow`` are all pending (each reports
-    progress every 50 ms, which the client reads and drops)."""
+    """Server CPU while ``calls`` legacy calls of ``nap`` (silent) are all pending: the cost
+    of waiting itself (timers, keep-alives, the priming event after a second)."""
     server = start_mcpd(site, markers, work)
     port = port_of(server)
     socks: list[socket.socket] = []
@@ -175,7 +175,8 @@ def pending_calls(site: Path, markers: Path, work: Path, calls: int = 1000) -> d
         with httpx.Client(timeout=30) as http:
             session = legacy_session(http, f"http://127.0.0.1:{port}/mcp")
         for i in range(calls):
-            body = tool_call("slow", {"seconds": 40, "tag": f"pending-{i}"}, {"progressToken": i})
+            body = tool_call("nap", {"seconds": 60}, {"progressToken": i})
+            body = body.replace(b'"id": 1', f'"id": {i + 1}'.encode())  # one session: ids differ
             sock = socket.create_connection(("127.0.0.1", port))
             sock.sendall(build_request("/mcp", body, legacy_headers(session)))
             socks.append(sock)

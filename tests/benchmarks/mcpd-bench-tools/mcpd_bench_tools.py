@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import trio
+
 import mcpd
 from mcpd.plugin.tool import Tool
 
@@ -22,6 +24,13 @@ async def progress_echo(text: str, ctx: mcpd.Context) -> str:
     return text
 
 
+@mcpd.tool
+async def nap(seconds: float) -> str:
+    """Sleep silently (the pending-calls benchmark: what waiting costs)."""
+    await trio.sleep(seconds)
+    return "rested"
+
+
 @mcpd.hookimpl
 def register_tools(settings: Mapping[str, Any]) -> list[Tool]:
-    return [blob, progress_echo]
+    return [blob, progress_echo, nap]
