@@ -58,7 +58,10 @@ C. A client that stops reading blocks its connection, and graceful shutdown, for
 from __future__ import annotations
 
 import importlib.metadata
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import suppress
 from typing import Any, Final
 
 import trio
@@ -66,15 +69,19 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio.tcp_server import TCPServer
 
 from mcpd.transport import hypercorn_idle
-from mcpd.transport.lean_io import write_stream
 
 PINNED_VERSION: Final = "0.18.0"
 
+# `write_timeout` bounds each slice rather than a whole event, so it measures a stalled peer,
+# not a big body: a slow client that keeps reading is never cut off.
+_WRITE_SLICE: Final = 2**16
 
 # Bounds the shield of `send_final_body`: on h2 the final send waits until the stream's buffer
 # drains, and hypercorn never releases that wait when the connection is lost.
 FINAL_SEND_GRACE: Final = 5.0
 
+# l_onoff=1, l_linger=0: close() sends RST and drops unsent data at once.
+_ABORTIVE_LINGER: Final = struct.pack("ii", 1, 0)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 _ProtocolSend = Callable[[TCPServer, Event], Coroutine[Any, Any, None]]
@@ -103,7 +110,7 @@ def apply(*, write_timeout: float) -> None:
     patched = _protocol_send_with_timeout(write_timeout)
     TCPServer.protocol_send = patched  # type: ignore[method-assign, assignment]
     hypercorn_idle.install()
-    from mcpd.transport import lean_h11  # imports this module: load it only once we are set up
+    from mcpd.transport import lean_h11  # it imports this module: load it once we are set up
 
     lean_h11.install(write_timeout=write_timeout)
 
@@ -159,7 +166,7 @@ def _protocol_send_with_timeout(write_timeout: float) -> _ProtocolSend:
                 # noticed: by the reader, and by the next real write.
                 return
             async with self.send_lock:
-                if not await write_stream(self.stream, event.data, write_timeout):
+                if not await _write(self.stream, event.data, write_timeout):
                     await self.protocol.handle(Closed())
         elif isinstance(event, Closed):
             hypercorn_idle.on_closing(self)
@@ -174,3 +181,32 @@ def _protocol_send_with_timeout(write_timeout: float) -> _ProtocolSend:
                 await self.idle_task.stop()
 
     return protocol_send
+
+
+async def _write(stream: trio.abc.Stream, data: bytes, write_timeout: float) -> bool:
+    """Write ``data`` under a shield; False if the connection is gone (and is now closed)."""
+    view = memoryview(data)
+    for start in range(0, len(view), _WRITE_SLICE):
+        try:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + write_timeout
+                await stream.send_all(view[start : start + _WRITE_SLICE])
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            # Busy: _close() is sending EOF without our lock, so the connection is closing (A).
+            return False
+        if scope.cancelled_caught:
+            await _abort(stream)  # the peer stopped reading (C)
+            return False
+    return True
+
+
+async def _abort(stream: trio.abc.Stream) -> None:
+    """Close a stalled connection with RST: its unsent bytes will never be read."""
+    transport = getattr(stream, "transport_stream", stream)  # the TCP stream under TLS
+    if isinstance(transport, trio.SocketStream):
+        # OSError: the peer already reset the connection; a plain close is just as good.
+        with suppress(OSError):
+            transport.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ABORTIVE_LINGER)
+    # Shielded so that a cancelled caller still releases the socket; aclose() never blocks.
+    with trio.CancelScope(shield=True):
+        await stream.aclose()

@@ -16,17 +16,17 @@ never leaves half a message on the wire), each 64 KiB of it must make progress w
 from __future__ import annotations
 
 import socket
-import struct
-from contextlib import suppress
 from typing import Final
 
 import trio
 
+# hypercorn's own writes and their fixes (A, C) live there; TLS streams reuse them.
+from mcpd.transport.hypercorn_fixes import _abort as abort
+from mcpd.transport.hypercorn_fixes import _write as write_stream
+
 MAX_RECV: Final = 2**16
 # `write_timeout` bounds each slice, so it measures a stalled peer, not a big body.
 WRITE_SLICE: Final = 2**16
-# l_onoff=1, l_linger=0: close() sends RST and drops unsent data at once.
-_ABORTIVE_LINGER: Final = struct.pack("ii", 1, 0)
 
 
 class Gone(Exception):
@@ -135,34 +135,3 @@ def _after(pieces: list[bytes] | list[memoryview], sent: int) -> list[memoryview
         rest.append(memoryview(piece)[sent:])
         sent = 0
     return rest
-
-
-async def write_stream(stream: trio.abc.Stream, data: bytes, write_timeout: float) -> bool:
-    """Write ``data`` under a shield, slice by slice; False if the connection is gone (and is
-    now closed). For streams without a socket of their own (TLS) and hypercorn's own writes."""
-    view = memoryview(data)
-    for start in range(0, len(view), WRITE_SLICE):
-        try:
-            with trio.CancelScope(shield=True) as scope:
-                scope.deadline = trio.current_time() + write_timeout
-                await stream.send_all(view[start : start + WRITE_SLICE])
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
-            # Busy: hypercorn's _close() is sending EOF without the send lock, so the
-            # connection is closing (defect A).
-            return False
-        if scope.cancelled_caught:
-            await abort(stream)  # the peer stopped reading (defect C)
-            return False
-    return True
-
-
-async def abort(stream: trio.abc.Stream) -> None:
-    """Close a connection with RST: its unsent bytes will never be read."""
-    transport = getattr(stream, "transport_stream", stream)  # the TCP stream under TLS
-    if isinstance(transport, trio.SocketStream):
-        # OSError: the peer already reset the connection; a plain close is just as good.
-        with suppress(OSError):
-            transport.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ABORTIVE_LINGER)
-    # Shielded so that a cancelled caller still releases the socket; aclose() never blocks.
-    with trio.CancelScope(shield=True):
-        await stream.aclose()
