@@ -67,6 +67,7 @@ class Cycle:
         "_status",
         "_wake",
         "_wants_close",
+        "error_status",
         "scope",
         "state",
     )
@@ -85,6 +86,9 @@ class Cycle:
         self._buffered = 0
         self._wake: trio.CancelScope | None = None
         self._started_at = time()
+        # The status for a request h11 found malformed (e.g. EOF inside its body), if the
+        # app leaves it unanswered: hypercorn's answer, 400.
+        self.error_status: int | None = None
 
     # -- receive ----------------------------------------------------------------------------
 
@@ -95,7 +99,9 @@ class Cycle:
             message = await self._read_body()
             if message is not None:
                 return message
-        await self._wait_disconnect()
+            # The request can never be complete (a reset, or EOF inside its body).
+        else:
+            await self._wait_disconnect()
         self._disconnected = True
         return _DISCONNECT
 
@@ -111,7 +117,8 @@ class Cycle:
         while True:
             try:
                 event = h11conn.next_event()
-            except h11.RemoteProtocolError:  # e.g. EOF before the declared length
+            except h11.RemoteProtocolError as error:  # e.g. EOF before the declared length
+                self.error_status = error.error_status_hint
                 return None
             if type(event) is h11.Data:
                 chunks.append(event.data)

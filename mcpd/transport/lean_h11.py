@@ -313,7 +313,7 @@ class LeanConnection:
         except Exception:
             await self.config.log.exception("Error in ASGI Framework")
         if cycle.state is State.REQUEST:
-            await self.refuse(500)
+            await self.refuse(cycle.error_status or 500)
 
     def _recycle(self, cycle: Cycle) -> bool:
         if self.io.broken or cycle.state is not State.CLOSED or self.closing():

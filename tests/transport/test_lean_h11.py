@@ -68,6 +68,8 @@ class App:
             await _stream(receive, send)
             return
         body = await _body(receive)
+        if body is None:
+            return
         if path == "/gate":
             await self._gated(receive, send)
             return
@@ -98,10 +100,13 @@ class App:
             nursery.cancel_scope.cancel()
 
 
-async def _body(receive: Receive) -> bytes:
+async def _body(receive: Receive) -> bytes | None:
+    """The request body; None if the client went away first (as mcpd's read_body does)."""
     chunks = []
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -251,6 +256,15 @@ async def test_expect_100_continue_is_answered_before_the_body() -> None:
 async def test_a_malformed_request_gets_400_and_the_connection_closes() -> None:
     async with serving(App(), make_config()) as address, await trio.open_tcp_stream(*address) as s:
         await s.send_all(b"GET / HTTP/1.1\r\nbad header line\r\n\r\n")
+        data = await read_to_eof(s)
+    assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+async def test_a_body_cut_short_by_eof_gets_400() -> None:
+    async with serving(App(), make_config()) as address, await trio.open_tcp_stream(*address) as s:
+        await s.send_all(post("/echo", b"").replace(b"content-length: 0", b"content-length: 9"))
+        await s.send_all(b"abc")
+        await s.send_eof()
         data = await read_to_eof(s)
     assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
 
