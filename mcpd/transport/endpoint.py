@@ -600,6 +600,9 @@ class _Waiter:
         resume_window: float = 0,
     ) -> None:
         client_gone = False
+        # The stream may be resumed on another connection (GET + Last-Event-ID) before this
+        # one's disconnect arrives: from then on, that connection is not ours to probe or end.
+        ours = exchange.generation
         # A resumable stream starts early (with its priming event), so that a client losing
         # the connection has an event id to resume from.
         wait = min(interval, PRIME_AFTER) if resume_window else interval
@@ -614,23 +617,26 @@ class _Waiter:
                         break
                     for flight in flights:
                         flight.cancel(CLIENT_DISCONNECTED)
-                elif kind == HALF_CLOSED:
+                elif kind == HALF_CLOSED and exchange.generation == ours:
                     # The client sent EOF: probe it with a keep-alive now (a closed client
                     # resets, and hypercorn reports the disconnect), rather than at the next
                     # interval; a half-closed one reads its answer as SSE.
                     await exchange.tick()
                 continue
             wait = interval
-            if self.remaining and not client_gone:
+            if self.remaining and not client_gone and exchange.generation == ours:
                 await exchange.tick()
         if self.remaining:
-            await self._hold(flights, exchange, resume_window)
+            await self._hold(flights, exchange, resume_window, ours)
 
-    async def _hold(self, flights: list[Flight], exchange: Exchange, window: float) -> None:
+    async def _hold(
+        self, flights: list[Flight], exchange: Exchange, window: float, ours: int
+    ) -> None:
         """The client lost a resumable stream: keep its requests running while it may come
         back (GET + Last-Event-ID); cancel them once it stays away for ``window`` seconds."""
-        exchange.detach()
-        log.info("stream.detached", resume_window_seconds=window)
+        if exchange.generation == ours:  # not already resumed elsewhere
+            exchange.detach()
+            log.info("stream.detached", resume_window_seconds=window)
         while self.remaining:
             with trio.CancelScope() as self._scope:
                 if exchange.attached:

@@ -11,6 +11,9 @@
   ``write_timeout`` applied to a flow-control window that stays closed;
 - ``hypercorn_accept``: accepting paused, with one log event, while file descriptors run out
   (trio's accept loop); ``hypercorn_accept.serve`` is how the daemon starts hypercorn;
+- ``lean_h11``: the lean HTTP/1.1 path, which serves plain HTTP/1.1 connections without
+  hypercorn's per-request task, channel and locked writes (h2, h2c and WebSocket stay
+  hypercorn's, and with them the fixes above that concern them);
 
 and skips the empty write that ends every Content-Length response.
 
@@ -128,6 +131,9 @@ def apply(
     hypercorn_h11.install()
     hypercorn_h2.install(max_buffer_bytes=h2_max_buffer_bytes, stall_timeout=write_timeout)
     hypercorn_accept.install(on_accept_paused)
+    from mcpd.transport import lean_h11  # it imports this module: load it once we are set up
+
+    lean_h11.install(write_timeout=write_timeout)
 
 
 # A socket buffer absorbs this much at once, so sending it shielded cannot stall.
@@ -150,6 +156,10 @@ async def send_final_body(
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send_final_body(send, b"done")
     """
+    if getattr(getattr(send, "__self__", None), "skips_final_shield", False):
+        # The lean HTTP/1.1 path runs no timer inside its sends: there is nothing to protect.
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return
     if len(body) > SHIELDED_BODY_LIMIT:
         # Large data stays cancellable: a big body to a slow client must not be protected by
         # the bounded shield below, and a client that left needs no more data. Small bodies

@@ -131,6 +131,12 @@ async def _read_data(self: TCPServer) -> None:
         # wherever the reader waits.
         with trio.CancelScope() as reading:
             deadline.reading = reading
+            # Bytes the lean HTTP/1.1 path read before handing the connection over (h2c, an
+            # upgrade): fed here, where a busy/idle switch they cause is already handled.
+            initial = getattr(self, "_mcpd_initial", None)
+            if initial is not None:
+                self._mcpd_initial = None  # type: ignore[attr-defined]
+                await self.protocol.handle(initial)
             await _read_until_closed(self, deadline)
     finally:
         deadline.reading = None

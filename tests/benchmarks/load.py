@@ -1,8 +1,11 @@
 """A closed-loop HTTP/1.1 load generator: N keep-alive connections, one request in flight on
-each, pre-serialized requests, responses framed by Content-Length. One thread, selectors."""
+each, a fresh JSON-RPC id per request, responses framed by Content-Length or chunked. One
+thread, selectors. bench.py checks it against a trivially fast responder (fast_responder.py)
+and prefers wrk when it is installed."""
 
 from __future__ import annotations
 
+import itertools
 import selectors
 import socket
 import time
@@ -18,12 +21,16 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     client_cpu: float = 0.0
+    # Percentiles measured elsewhere (wrk's), preferred over ``latencies``.
+    percentiles: dict[int, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
-    def percentile(self, p: float) -> float:
+    def percentile(self, p: int) -> float:
+        if p in self.percentiles:
+            return self.percentiles[p]
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
 
@@ -38,26 +45,34 @@ class _Conn:
         self.sent_at = 0.0
 
 
-def build_request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+def build_request(
+    path: str, body: bytes, headers: dict[str, str], host: str = "127.0.0.1"
+) -> bytes:
+    # The SDK's DNS-rebinding check wants the port in Host (it answers 421 otherwise).
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 class Requests:
-    """Requests with a fresh JSON-RPC id each (real clients never reuse an id in flight)."""
+    """Requests with a fresh JSON-RPC id each (real clients never reuse an id in flight).
 
-    def __init__(self, path: str, body: bytes, headers: dict[str, str]) -> None:
+    Ids never repeat within one process: a legacy session keeps a request whose connection
+    dropped (stream resumption), so a later run reusing its id would be refused."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self, path: str, body: bytes, headers: dict[str, str], host: str = "127.0.0.1"
+    ) -> None:
         if b'"id": 1' not in body and b'"id":1' not in body:
             raise ValueError("the body template must carry id 1")
-        self._path, self._headers = path, headers
+        self._path, self._headers, self._host = path, headers, host
         self._head, _, self._tail = body.replace(b'"id":1', b'"id": 1').partition(b'"id": 1')
-        self._next = 0
 
     def __call__(self) -> bytes:
-        self._next += 1
-        body = self._head + b'"id": ' + str(self._next).encode() + self._tail
-        return build_request(self._path, body, self._headers)
+        body = self._head + b'"id": ' + str(next(Requests._ids)).encode() + self._tail
+        return build_request(self._path, body, self._headers, self._host)
 
 
 def _complete(conn: _Conn) -> bool:
@@ -68,7 +83,14 @@ def _complete(conn: _Conn) -> bool:
         head = conn.buffer[:end].lower()
         start = head.find(b"content-length:")
         if start < 0:
-            raise RuntimeError(f"response without Content-Length: {conn.buffer[:200]!r}")
+            if b"transfer-encoding: chunked" not in head:
+                raise RuntimeError(f"response without framing: {conn.buffer[:200]!r}")
+            # An SSE answer: complete at the terminating zero-length chunk.
+            last = conn.buffer.find(b"\r\n0\r\n\r\n", end)
+            if last < 0:
+                return False
+            conn.need = last + 7
+            return True
         length = int(
             head[start + 15 : head.find(b"\r\n", start) if head.find(b"\r\n", start) > 0 else None]
         )

@@ -115,12 +115,21 @@ class Server:
     stopped: trio.Event
 
 
-def make_config(*, graceful_timeout: float = 60.0) -> Config:
+def make_config(*, graceful_timeout: float = 60.0, path: str = "lean") -> Config:
+    """``path="hypercorn"``: a ``read_timeout`` keeps hypercorn's own HTTP/1.1 connection
+    handling (and so its patched ``protocol_send``) instead of the lean path."""
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
     config.graceful_timeout = graceful_timeout
+    if path == "hypercorn":
+        config.read_timeout = 60 * BOUND  # never reached: the tests end long before
     return config
+
+
+# HTTP/1.1 runs on the lean path (mcpd.transport.lean_h11) unless a read_timeout is set;
+# the defects' tests run on both.
+PATHS = pytest.mark.parametrize("path", ["lean", "hypercorn"])
 
 
 @asynccontextmanager
@@ -295,9 +304,10 @@ async def test_idle_keep_alive_connection_is_closed_by_the_server() -> None:
             assert await stream.receive_some() == b""
 
 
-async def test_graceful_shutdown_does_not_wait_for_idle_keep_alive_connections() -> None:
+@PATHS
+async def test_graceful_shutdown_does_not_wait_for_idle_keep_alive_connections(path: str) -> None:
     async with (
-        serving(DisconnectAwareApp(), make_config()) as server,
+        serving(DisconnectAwareApp(), make_config(path=path)) as server,
         await trio.open_tcp_stream(*server.address) as stream,
     ):
         with trio.fail_after(BOUND):
@@ -345,10 +355,11 @@ async def test_final_send_to_a_vanished_h2_client_does_not_pin_shutdown() -> Non
 # ---------------------------------------------------------------- C
 
 
-async def test_stalled_reader_is_dropped_after_write_timeout() -> None:
+@PATHS
+async def test_stalled_reader_is_dropped_after_write_timeout(path: str) -> None:
     app = DisconnectAwareApp()
     async with (
-        serving(app, make_config()) as server,
+        serving(app, make_config(path=path)) as server,
         await open_stalled_reader(server.address) as stream,
     ):
         await stream.send_all(b"GET /stream HTTP/1.1\r\nHost: test\r\n\r\n")
@@ -357,10 +368,11 @@ async def test_stalled_reader_is_dropped_after_write_timeout() -> None:
             await read_until_closed(stream)
 
 
-async def test_graceful_shutdown_is_not_blocked_by_a_stalled_reader() -> None:
+@PATHS
+async def test_graceful_shutdown_is_not_blocked_by_a_stalled_reader(path: str) -> None:
     app = DisconnectAwareApp()
     async with (
-        serving(app, make_config()) as server,
+        serving(app, make_config(path=path)) as server,
         await open_stalled_reader(server.address) as stream,
     ):
         await stream.send_all(b"GET /stream HTTP/1.1\r\nHost: test\r\n\r\n")
