@@ -209,7 +209,9 @@ def _load_one(
 def _import(entry_point: importlib.metadata.EntryPoint) -> ModuleType:
     try:
         loaded = entry_point.load()
-    except Exception as exc:
+    except KeyboardInterrupt:  # Ctrl-C while loading: stop, as the user asked
+        raise
+    except BaseException as exc:  # sys.exit() at import, a plugin's own BaseException...
         raise _Failed("import", _describe(exc)) from None
     if not isinstance(loaded, ModuleType):
         raise _Failed("import", f"entry point must name a module, got {entry_point.value!r}")
@@ -253,7 +255,9 @@ def _collect(
         try:
             result: Any = impl.function(*(arguments[name] for name in impl.argnames))
             items = [] if result is None else list(result)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # any of them ends this plugin's load, never the daemon's
             raise _Failed("hook", f"{hook_name} failed: {_describe(exc)}") from None
         for item in items:
             _check_item(item, expected, hook_name=hook_name, kind=kind, owners=owners, seen=seen)
@@ -357,8 +361,15 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, pydantic.ValidationError):
         text = _validation_errors(exc)  # a plugin rejecting its settings, usually
     else:
-        text = f"{type(exc).__name__}: {_one_line(str(exc))}"
+        text = f"{type(exc).__name__}: {_one_line(_text(exc))}"
     return text + (f" ({where})" if where else "")
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a plugin's exception whose __str__ fails too
+        return "<unprintable>"
 
 
 def _validation_errors(exc: pydantic.ValidationError) -> str:

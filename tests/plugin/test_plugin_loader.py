@@ -64,6 +64,8 @@ BROKEN = {
     "hook_wrapper": ("mcpd-fixture-misbehaving", "must not be a hook wrapper"),
     "not_a_module": ("mcpd-fixture-misbehaving", "entry point must name a module"),
     "same_name_twice": ("mcpd-fixture-misbehaving", "two tools named 'twin'"),
+    "exit_at_import": ("mcpd-fixture-misbehaving", "SystemExit: this plugin gives up at import"),
+    "base_in_hook": ("mcpd-fixture-misbehaving", "Fatal: the hook gave up"),
 }
 
 
