@@ -24,6 +24,7 @@ import typing as _typing
 from mcpd._version import __version__
 
 if _typing.TYPE_CHECKING:
+    from mcpd.auth.principal import Principal
     from mcpd.limits.quota import RateLimited
     from mcpd.plugin.completion import Completion
     from mcpd.plugin.content import Audio, EmbeddedResource, Image, ResourceLink
@@ -54,6 +55,7 @@ __all__ = [
     "Image",
     "InputUnavailable",
     "ListRoots",
+    "Principal",
     "PromptMessage",
     "RateLimited",
     "ResourceContents",
@@ -87,6 +89,7 @@ _EXPORTS = {
     "Sample": "mcpd.plugin.context",
     "list_changed": "mcpd.runtime.notices",
     "InputUnavailable": "mcpd.plugin.context",
+    "Principal": "mcpd.auth.principal",
     "PromptMessage": "mcpd.plugin.prompt",
     "RateLimited": "mcpd.limits.quota",
     "ResourceContents": "mcpd.plugin.resource",

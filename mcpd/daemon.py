@@ -32,12 +32,15 @@ import structlog
 import trio
 from hypercorn.config import Config
 
+from mcpd.auth.authenticator import Authenticator
+from mcpd.auth.fetch import new_client
 from mcpd.checks import exposure, ignored_plugin_names
 from mcpd.config import ConfigError, Settings, load_settings
 from mcpd.metrics import Metrics
 from mcpd.plugin.isolation import worker_processes
 from mcpd.plugin.loader import count_states
 from mcpd.plugin.registry import Registry, load_registry
+from mcpd.runtime.access import Access
 from mcpd.runtime.dispatch import Dispatcher
 from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests, describe
 from mcpd.runtime.loopwatch import watch_loop
@@ -91,6 +94,14 @@ class Daemon:
         self.tracker = FlightTracker()
         server = settings.server
         self.notices = Notices()
+        # Its HTTP client (JWKS, issuer metadata, introspection) is closed when serve() ends.
+        self._auth_client = new_client()
+        self.access = Access(
+            settings,
+            Authenticator(settings.auth, self._auth_client),
+            on_auth_failure=self.metrics.auth_failed,
+            on_limit=self.metrics.limit_rejected,
+        )
         self.sessions = SessionManager(
             notices=self.notices,
             idle_timeout=server.session_idle_timeout,
@@ -101,6 +112,7 @@ class Daemon:
                 replay_session_bytes=server.replay_session_bytes,
             ),
             metrics=self.metrics,
+            counter=self.access.limits,
         )
         self.metrics.watch(in_flight=self.tracker.__len__, sessions=self.sessions.__len__)
         self.dispatcher = Dispatcher(
@@ -109,6 +121,7 @@ class Daemon:
             log_arguments=settings.logging.log_arguments,
             notices=self.notices,
             metrics=self.metrics,
+            access=self.access,
         )
         self.stateless = StatelessRequests()
         self.service = service if service is not None else ServiceEnvironment()
@@ -118,6 +131,7 @@ class Daemon:
             self.sessions,
             self.stateless,
             self.tracker,
+            access=self.access,
             metrics=self.metrics,
             binds=[s.bind for s in self.service.sockets] or None,
         )
@@ -169,6 +183,8 @@ class Daemon:
                 await self._serve(config, task_status)
         finally:
             self.notices.uninstall()
+            with trio.CancelScope(shield=True):  # closing idle connections never blocks
+                await self._auth_client.aclose()
 
     async def _serve(self, config: Config, task_status: trio.TaskStatus[list[str]]) -> None:
         async with trio.open_nursery() as nursery:
@@ -368,8 +384,15 @@ class Daemon:
     def _swap(self, settings: Settings, registry: Registry) -> None:
         restart_needed = _restart_needed(self.settings, settings)
         self.settings = dataclasses.replace(
-            self.settings, plugins=settings.plugins, plugin=settings.plugin, source=settings.source
+            self.settings,
+            plugins=settings.plugins,
+            plugin=settings.plugin,
+            auth=settings.auth,
+            limits=settings.limits,
+            source=settings.source,
         )
+        # Keys added or revoked, new rules and limits: from the next request on.
+        self.access.reconfigure(self.settings)
         self.registry = registry
         self.dispatcher.swap_registry(registry)
         self.metrics.plugins_loaded(registry.plugins, len(registry.tools))
@@ -404,13 +427,17 @@ class Daemon:
 
     def _hypercorn_config(self, binds: list[str] | None = None) -> Config:
         # Bound one address at a time: a failure names the address (mcpd.transport.binding).
-        config = ListenConfig("server.listen" if binds is None else "metrics.listen")
+        # TLS ([server] tls_certificate/tls_private_key) on the main listener only.
+        server = self.settings.server
+        if binds is None:
+            config = ListenConfig("server.listen", (server.tls_certificate, server.tls_private_key))
+        else:
+            config = ListenConfig("metrics.listen")
         config.bind = binds if binds is not None else self._binds()
-        config.keep_alive_timeout = self.settings.server.keep_alive_timeout
-        config.backlog = self.settings.server.backlog  # not for sockets systemd hands in
+        config.keep_alive_timeout = server.keep_alive_timeout
+        config.backlog = server.backlog  # not for sockets systemd hands in
         # Socket-activated, hypercorn stops before the drain starts and must not cut the
         # connections our drain is still finishing; otherwise only idle ones are left.
-        server = self.settings.server
         if self.service.sockets:  # hypercorn stops as the drain starts (see shutdown)
             config.graceful_timeout = server.shutdown_grace + server.stop_timeout + HYPERCORN_GRACE
         else:  # hypercorn stops once the drain has ended every request of ours

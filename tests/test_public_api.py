@@ -23,6 +23,7 @@ PUBLIC = {
     "InputUnavailable",
     "ListRoots",
     "PromptMessage",
+    "Principal",
     "RateLimited",
     "ResourceContents",
     "ResourceLink",

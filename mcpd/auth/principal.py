@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -25,6 +25,14 @@ def _frozen(value: Any) -> Any:
         return MappingProxyType({str(key): _frozen(item) for key, item in value.items()})
     if isinstance(value, list | tuple):
         return tuple(_frozen(item) for item in value)
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _thawed(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_thawed(item) for item in value)
     return value
 
 
@@ -66,6 +74,10 @@ class Principal:
 
     def has_scopes(self, required: frozenset[str]) -> bool:
         return required <= self.scopes
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled for tools in worker processes; mapping proxies cannot be, plain dicts can.
+        return type(self), tuple(_thawed(getattr(self, f.name)) for f in fields(self))
 
 
 @dataclass(frozen=True, slots=True)

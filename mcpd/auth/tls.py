@@ -102,21 +102,24 @@ def check_tls(certificate: str, private_key: str) -> None:
 
 
 class TlsConfig(Config):
-    """A hypercorn ``Config`` serving TLS from mcpd's settings (paths or PEM text).
+    """A hypercorn ``Config`` serving TLS from mcpd's settings (paths or PEM text), or plain
+    HTTP when both are empty.
 
     hypercorn builds its context in ``create_ssl_context`` (ciphers, TLS >= 1.2, ALPN for h2)
     from ``certfile``/``keyfile``; they point at the material only while it loads.
     """
 
-    def __init__(self, certificate: str, private_key: str) -> None:
+    def __init__(self, certificate: str = "", private_key: str = "") -> None:
         super().__init__()
         self._material = (certificate, private_key)
 
     @property
     def ssl_enabled(self) -> bool:
-        return True
+        return all(self._material) or bool(super().ssl_enabled)
 
     def create_ssl_context(self) -> ssl.SSLContext | None:
+        if not all(self._material):
+            return super().create_ssl_context()
         with pem_files(*self._material) as (certfile, keyfile):
             self.certfile, self.keyfile = certfile, keyfile
             try:
@@ -126,5 +129,5 @@ class TlsConfig(Config):
 
 
 def hypercorn_config(certificate: str, private_key: str) -> Config:
-    """A ``TlsConfig`` when both are set, else a plain ``Config``."""
-    return TlsConfig(certificate, private_key) if certificate and private_key else Config()
+    """A ``TlsConfig``: TLS when both are set, plain HTTP otherwise."""
+    return TlsConfig(certificate, private_key)

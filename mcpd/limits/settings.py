@@ -70,14 +70,16 @@ class LimitsSettings(_Table):
 
     # The JSON-RPC error code of a refusal over a limit (the HTTP status is 429).
     error_code: int = DEFAULT_ERROR_CODE
-    # Every request of one principal except the handshakes: a token bucket.
-    requests_per_second: Rate = 100.0
+    # Every request of one principal except the handshakes: a token bucket. Off by default:
+    # one local client may rightly send thousands a second; what one principal may hold at
+    # once (sessions, running calls) is bounded below whatever the rate.
+    requests_per_second: Rate = 0.0
     burst: Burst = 200
     # initialize and server/discover of one principal: cheap to send, and they create state.
-    handshakes_per_second: Rate = 10.0
-    handshake_burst: Burst = 100
+    handshakes_per_second: Rate = 100.0
+    handshake_burst: Burst = 1000
     # Open legacy sessions of one principal (the daemon-wide cap is [server] max_sessions).
-    max_sessions_per_principal: Count = 1000
+    max_sessions_per_principal: Count = 2000
     # Requests of one principal running plugin code at once (tools, resource reads, prompts).
     max_concurrent_per_principal: Count = 64
     # How long a call may wait for a free slot under a concurrency cap before it is refused.

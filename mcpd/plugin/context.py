@@ -17,6 +17,7 @@ import trio
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from mcpd.auth.principal import Principal
 from mcpd.plugin.errors import ToolError
 from mcpd.protocol.meta import LOG_LEVELS
 
@@ -45,6 +46,9 @@ class RequestChannel(Protocol):
 
     @property
     def cancel_reason(self) -> str | None: ...
+
+    @property
+    def principal(self) -> Principal: ...
 
     def wants_log(self, level: str) -> bool: ...
 
@@ -272,6 +276,21 @@ class Context:
     def revision(self) -> str:
         """The protocol revision this call is served under, e.g. ``"2025-11-25"``."""
         return self._channel.revision
+
+    @property
+    def principal(self) -> Principal:
+        """Who is calling: ``subject``, ``client_id``, ``scopes`` and read-only ``claims``
+        (``issuer`` is ``"keys"`` for a static API key, the token's issuer for OAuth). With
+        ``[auth] mode = "none"`` it is an anonymous principal (``anonymous`` is true, no
+        scopes): check scopes, not names, when a tool must work both ways.
+
+        Example::
+
+            @mcpd.tool(scopes=["notes:read"])
+            def my_notes(ctx: mcpd.Context) -> list[str]:
+                return NOTES.get(ctx.principal.subject, [])
+        """
+        return self._channel.principal
 
     async def report_progress(
         self, progress: float, total: float | None = None, message: str | None = None

@@ -199,7 +199,14 @@ def _pickled_arguments(arguments: Mapping[str, Any], tool_name: str) -> bytes:
 
 def _snapshot(context: Context, parameter: str) -> Snapshot:
     supported = frozenset(c for c in CAPABILITIES if context.client_supports(c))
-    return Snapshot(parameter, context.request_id, context.session_id, context.revision, supported)
+    return Snapshot(
+        parameter,
+        context.request_id,
+        context.session_id,
+        context.revision,
+        supported,
+        context.principal,
+    )
 
 
 async def _run(job: Job) -> Outcome:

@@ -206,6 +206,18 @@ def _load_one(
     return record, found
 
 
+def _call_hook(impl: Any, hook_name: str, settings: Mapping[str, Any]) -> list[Any]:
+    """What one ``register_*`` hook of a plugin returns, as a list."""
+    arguments = {"settings": settings}
+    try:
+        result: Any = impl.function(*(arguments[name] for name in impl.argnames))
+        return [] if result is None else list(result)
+    except KeyboardInterrupt:  # Ctrl-C while loading: stop, as the user asked
+        raise
+    except BaseException as exc:  # any of them ends this plugin's load, never the daemon's
+        raise _Failed("hook", f"{hook_name} failed: {_describe(exc)}") from None
+
+
 def _import(entry_point: importlib.metadata.EntryPoint) -> ModuleType:
     try:
         loaded = entry_point.load()
@@ -251,14 +263,7 @@ def _collect(
         impl = impls[0]  # a module can define a function name only once
         if impl.hookwrapper or impl.wrapper:
             raise _Failed("hook", f"{hook_name} must not be a hook wrapper")
-        arguments = {"settings": settings}
-        try:
-            result: Any = impl.function(*(arguments[name] for name in impl.argnames))
-            items = [] if result is None else list(result)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # any of them ends this plugin's load, never the daemon's
-            raise _Failed("hook", f"{hook_name} failed: {_describe(exc)}") from None
+        items = _call_hook(impl, hook_name, settings)
         for item in items:
             _check_item(item, expected, hook_name=hook_name, kind=kind, owners=owners, seen=seen)
             seen.add(_key(item))

@@ -51,8 +51,11 @@ class Listing(Generic[T]):
     def __iter__(self) -> Any:
         return iter(self._order)
 
-    def page(self, cursor: str | None, size: int) -> tuple[Sequence[T], str | None]:
-        """Up to ``size`` items after ``cursor`` and the cursor of the next page (None: done).
+    def page(
+        self, cursor: str | None, size: int, keep: Callable[[T], bool] | None = None
+    ) -> tuple[Sequence[T], str | None]:
+        """Up to ``size`` items after ``cursor`` and the cursor of the next page (None: done);
+        with ``keep``, only the items it keeps (a caller's visible ones) count.
 
         Raises ``InvalidCursor`` for a cursor this class did not produce.
         """
@@ -60,9 +63,24 @@ class Listing(Generic[T]):
             raise ValueError("page size must be at least 1")
         # Keys are sorted, so "after this key" still works if that item is gone since.
         start = 0 if cursor is None else bisect.bisect_right(self._keys, _decode(cursor))
+        if keep is not None:
+            return self._kept_page(start, size, keep)
         items = self._order[start : start + size]
         more = start + size < len(self._order)
         return items, (_encode(self._keys[start + size - 1]) if more else None)
+
+    def _kept_page(
+        self, start: int, size: int, keep: Callable[[T], bool]
+    ) -> tuple[Sequence[T], str | None]:
+        items: list[T] = []
+        last = start
+        for index in range(start, len(self._order)):
+            if keep(self._order[index]):
+                if len(items) == size:  # one more visible item: there is a next page
+                    return items, _encode(self._keys[last])
+                items.append(self._order[index])
+                last = index
+        return items, None
 
 
 class Registry:

@@ -25,6 +25,7 @@ from typing import Any
 
 import trio
 
+from mcpd.auth.principal import Principal, anonymous
 from mcpd.plugin.context import Context, InputUnavailable
 from mcpd.plugin.errors import InvalidArguments, ToolError, error_result
 from mcpd.plugin.tool import Tool
@@ -51,7 +52,9 @@ class MemoryChannel:
       warning and above, as with a client's ``logging/setLevel``);
     - ``capabilities``: elicitation, sampling and roots, answered from ``answers`` (method ->
       the client's result; a question without an answer raises ``InputUnavailable``);
-    - ``cancel_reason`` None: what ``ctx.cancel_reason`` reports.
+    - ``cancel_reason`` None: what ``ctx.cancel_reason`` reports;
+    - ``principal``: who calls (``ctx.principal``): an anonymous one, as with ``[auth] mode =
+      "none"``; pass ``Principal(issuer=..., subject=..., scopes=...)`` to test another.
 
     Example::
 
@@ -66,6 +69,7 @@ class MemoryChannel:
     session_id: str | None = None
     log_level: str | None = "debug"
     cancel_reason: str | None = None  # what ctx.cancel_reason reports
+    principal: Principal = field(default_factory=lambda: anonymous(None))  # ctx.principal
     capabilities: frozenset[str] = frozenset({"elicitation", "sampling", "roots"})
     # Answers the pretend client gives to ctx.elicit/sample/list_roots: method -> result.
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)

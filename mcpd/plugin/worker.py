@@ -25,6 +25,7 @@ from typing import Any, Final, Literal
 import trio
 from tblib import pickling_support
 
+from mcpd.auth.principal import Principal
 from mcpd.plugin.context import Context, InputUnavailable
 
 DETAIL_LIMIT: Final = 300  # characters of a pickling error quoted in a result
@@ -44,6 +45,7 @@ class Snapshot:
     session_id: str | None
     revision: str
     supports: frozenset[str]
+    principal: Principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,10 @@ class RelayChannel:
     @property
     def cancel_reason(self) -> str | None:
         return None  # a cancelled call's worker is killed: it never sees the reason
+
+    @property
+    def principal(self) -> Principal:
+        return self._snapshot.principal
 
     def wants_log(self, level: str) -> bool:
         return True  # the daemon's Context applies the client's level

@@ -15,6 +15,7 @@ The hierarchy::
     │   ├── LimitExceeded             -32005  429  Retry-After; data: {limit, retryAfterSeconds}
     │   └── TransportError            HTTP-level refusals, answered with an id-less error
     │       ├── SessionRequired       400
+    │       ├── Unauthorized          401  with WWW-Authenticate (mcpd.auth)
     │       ├── OriginForbidden       403
     │       ├── SessionNotFound       404
     │       ├── MethodNotAllowed      405
@@ -168,6 +169,12 @@ class TransportError(PeerError):
 
 class SessionRequired(TransportError):
     http_status = 400
+
+
+class Unauthorized(TransportError):
+    """No valid credentials (401, sent with a ``WWW-Authenticate`` challenge)."""
+
+    http_status = 401
 
 
 class OriginForbidden(TransportError):

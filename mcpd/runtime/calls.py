@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import trio
 
+from mcpd.auth.principal import Principal, anonymous
 from mcpd.plugin.context import InputUnavailable
 from mcpd.protocol.jsonrpc import JsonObject, Request, RequestId, notification_message
 from mcpd.protocol.meta import RequestMeta, level_enabled, progress_token
@@ -14,6 +15,8 @@ from mcpd.protocol.revisions import Era
 from mcpd.runtime.flights import TIMED_OUT, Flight
 from mcpd.runtime.inputs import InputRound
 from mcpd.runtime.sessions import Session
+
+NOBODY: Principal = anonymous(None)
 
 
 class Outbound(Protocol):
@@ -35,6 +38,7 @@ class Call:
     meta: RequestMeta | None = None
     # 2026 only: the answers this round of a multi-round-trip request can use.
     inputs: InputRound | None = None
+    principal: Principal = NOBODY  # who asked (mcpd.runtime.access)
 
     @property
     def client_capabilities(self) -> dict[str, Any]:
@@ -84,6 +88,10 @@ class CallChannel:
     def session_id(self) -> str | None:
         session = self._call.session
         return None if session is None else session.id
+
+    @property
+    def principal(self) -> Principal:
+        return self._call.principal
 
     def wants_log(self, level: str) -> bool:
         call = self._call

@@ -14,13 +14,17 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Final
 
 import structlog
 import trio
 
 from mcpd._version import __version__
+from mcpd.auth.policy import Item
+from mcpd.auth.principal import Principal
 from mcpd.config import ToolsSettings
+from mcpd.limits.quota import RateLimited
 from mcpd.metrics import Metrics
 from mcpd.plugin.context import ClientCapabilityMissing, Context
 from mcpd.plugin.prompt import Prompt
@@ -37,6 +41,7 @@ from mcpd.protocol.errors import (
 from mcpd.protocol.errors import ResourceNotFound as ResourceNotFoundError
 from mcpd.protocol.handshake import initialize_result
 from mcpd.protocol.revisions import MODERN_VERSIONS, Era, argument_errors_are_tool_errors
+from mcpd.runtime.access import Access, prompt_item, resource_item, tool_item, unknown
 from mcpd.runtime.calls import Call, CallChannel
 from mcpd.runtime.containment import failure_fields, passes_through
 from mcpd.runtime.inputs import (
@@ -65,9 +70,11 @@ class Dispatcher:
         log_arguments: bool = False,
         notices: Notices | None = None,
         metrics: Metrics | None = None,
+        access: Access,
     ) -> None:
         # Swapped whole on reload; a call keeps what it looked up when it started.
         self.registry = registry
+        self.access = access
         self.notices = notices if notices is not None else Notices()
         key = settings.request_state_key
         self.states = RequestStates(
@@ -155,7 +162,11 @@ class Dispatcher:
 
     async def _subscribe(self, call: Call) -> dict[str, Any]:
         assert call.session is not None
-        call.session.subscriptions.add(_uri(call.request.params))
+        uri = _uri(call.request.params)
+        found = self.registry.find_resource(uri)
+        if found is not None and self.access.hidden(call.principal, resource_item(found[0])):
+            raise _not_found(call, uri)  # no updates of what this caller may not see
+        call.session.subscriptions.add(uri)
         return {}
 
     async def _unsubscribe(self, call: Call) -> dict[str, Any]:
@@ -166,25 +177,30 @@ class Dispatcher:
     # -- lists ------------------------------------------------------------------------------
 
     async def _tools_list(self, call: Call) -> dict[str, Any]:
-        return self._page(call, self.registry.tool_list, "tools")
+        return self._page(call, self.registry.tool_list, "tools", tool_item)
 
     async def _resources_list(self, call: Call) -> dict[str, Any]:
-        return self._page(call, self.registry.resources, "resources")
+        return self._page(call, self.registry.resources, "resources", resource_item)
 
     async def _templates_list(self, call: Call) -> dict[str, Any]:
-        return self._page(call, self.registry.templates, "resourceTemplates")
+        return self._page(call, self.registry.templates, "resourceTemplates", resource_item)
 
     async def _prompts_list(self, call: Call) -> dict[str, Any]:
-        return self._page(call, self.registry.prompts, "prompts")
+        return self._page(call, self.registry.prompts, "prompts", prompt_item)
 
     def _page(
-        self, call: Call, listing: Listing[Tool] | Listing[Resource] | Listing[Prompt], key: str
+        self,
+        call: Call,
+        listing: Listing[Tool] | Listing[Resource] | Listing[Prompt],
+        key: str,
+        item: Callable[[Any], Item],
     ) -> dict[str, Any]:
         cursor = call.request.params.get("cursor")
         if cursor is not None and not isinstance(cursor, str):
             raise InvalidParams("cursor must be a string")
+        keep = None if self.access.open else partial(self._visible, call.principal, item)
         try:
-            items, next_cursor = listing.page(cursor, self._settings.page_size)
+            items, next_cursor = listing.page(cursor, self._settings.page_size, keep)
         except InvalidCursor:
             raise InvalidParams("invalid cursor") from None
         result: dict[str, Any] = {key: [item.definition(call.revision) for item in items]}
@@ -192,14 +208,19 @@ class Dispatcher:
             result["nextCursor"] = next_cursor
         return result
 
+    def _visible(self, principal: Principal, item: Callable[[Any], Item], entry: Any) -> bool:
+        return self.access.visible(principal, item(entry))
+
     # -- tools/call -------------------------------------------------------------------------
 
     async def _tools_call(self, call: Call) -> dict[str, Any]:
         params = call.request.params
         name = params.get("name")
-        tool = self.registry.get(name) if isinstance(name, str) else None
-        if tool is None:
-            raise InvalidParams(f"unknown tool: {name!r}")
+        if not isinstance(name, str):
+            raise InvalidParams("tools/call needs the tool's name")
+        tool = self.registry.get(name)
+        if tool is None or self.access.hidden(call.principal, tool_item(tool)):
+            raise unknown("tool", name)
         arguments = params.get("arguments")
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidParams("arguments must be an object")
@@ -228,7 +249,8 @@ class Dispatcher:
         try:
             with trio.move_on_after(timeout) as channel.limit:
                 try:
-                    result = await self._run_tool(tool, arguments, Context(channel), call)
+                    async with self.access.limits.running(call.principal.limit_key, tool.name):
+                        result = await self._run_tool(tool, arguments, Context(channel), call)
                 except BaseException as error:
                     need = input_required_in(error)
                     if need is None:
@@ -265,6 +287,8 @@ class Dispatcher:
             if call.era is Era.MODERN:
                 raise _missing_capability(exc) from None
             return error_result(str(exc))
+        except RateLimited as exc:  # the tool's own upstream quota: a hint to retry
+            return self.access.limits.tool_quota_result(exc)
         except ToolError as exc:
             return error_result(str(exc))
         except BaseException as exc:
@@ -291,7 +315,7 @@ class Dispatcher:
     async def _resources_read(self, call: Call) -> dict[str, Any]:
         uri = _uri(call.request.params)
         found = self.registry.find_resource(uri)
-        if found is None:
+        if found is None or self.access.hidden(call.principal, resource_item(found[0])):
             raise _not_found(call, uri)
         resource, variables = found
         try:
@@ -317,9 +341,11 @@ class Dispatcher:
     async def _prompts_get(self, call: Call) -> dict[str, Any]:
         params = call.request.params
         name = params.get("name")
-        prompt = self.registry.prompts.by_key.get(name) if isinstance(name, str) else None
-        if prompt is None:
-            raise InvalidParams(f"unknown prompt: {name!r}")
+        if not isinstance(name, str):
+            raise InvalidParams("prompts/get needs the prompt's name")
+        prompt = self.registry.prompts.by_key.get(name)
+        if prompt is None or self.access.hidden(call.principal, prompt_item(prompt)):
+            raise unknown("prompt", name)
         try:
             arguments = prompt.validate_arguments(params.get("arguments"))
         except InvalidArguments as exc:
@@ -350,29 +376,35 @@ class Dispatcher:
         channel = CallChannel(call, self._settings.input_timeout)
         try:
             with trio.fail_after(self._settings.default_timeout):
-                return await run(Context(channel))
-        except ResourceNotFound:
-            raise
-        except ClientCapabilityMissing as exc:
-            if call.era is Era.MODERN:
-                raise _missing_capability(exc) from None
-            raise InternalError(str(exc)) from None
-        except ToolError as exc:
-            raise InternalError(exc.message) from None
-        except trio.TooSlowError:
-            raise InternalError("the handler timed out") from None
-        except McpError:
+                async with self.access.limits.running(call.principal.limit_key):
+                    return await run(Context(channel))
+        except (ResourceNotFound, McpError):
             raise
         except BaseException as error:
-            need = input_required_in(error)
-            if need is not None:
-                return self._input_required(call, need)
-            if passes_through(error):
-                raise
-            self._plugin_failed("handler.crashed", error, *item)
-            raise InternalError("internal error") from None
+            return self._feature_failed(call, error, item)
         finally:
             channel.close()
+
+    def _feature_failed(self, call: Call, error: BaseException, item: tuple[str, str]) -> Any:
+        """A resource or prompt function did not return: raise the answer for it, or return
+        the ``input_required`` result of a 2026 round that asks the client first."""
+        if isinstance(error, ClientCapabilityMissing):
+            if call.era is Era.MODERN:
+                raise _missing_capability(error) from None
+            raise InternalError(str(error)) from None
+        if isinstance(error, RateLimited):
+            raise self.access.limits.quota_error(error) from None
+        if isinstance(error, ToolError):
+            raise InternalError(error.message) from None
+        if isinstance(error, trio.TooSlowError):
+            raise InternalError("the handler timed out") from None
+        need = input_required_in(error)
+        if need is not None:
+            return self._input_required(call, need)
+        if passes_through(error):
+            raise error
+        self._plugin_failed("handler.crashed", error, *item)
+        raise InternalError("internal error") from None
 
     # -- completion ---------------------------------------------------------------------------
 
@@ -395,15 +427,15 @@ class Dispatcher:
             raise InvalidParams("ref needs type ref/prompt with a name or ref/resource with a uri")
         if ref.get("type") == "ref/prompt":
             target = self.registry.prompts.by_key.get(key)
-            if target is None:
-                raise InvalidParams(f"unknown prompt: {key!r}")
+            if target is None or self.access.hidden(call.principal, prompt_item(target)):
+                raise unknown("prompt", key)
             known = [arg.name for arg in target.arguments]
         else:
             target = self.registry.templates.by_key.get(key) or self.registry.resources.by_key.get(
                 key
             )
-            if target is None:
-                raise InvalidParams(f"unknown resource or template: {key!r}")
+            if target is None or self.access.hidden(call.principal, resource_item(target)):
+                raise unknown("resource or template", key)
             known = list(target.variables)
         if name not in known:
             raise InvalidParams(f"{name!r} is not an argument of this reference")
@@ -421,7 +453,9 @@ class Dispatcher:
 
     def _start_round(self, call: Call) -> None:
         if call.era is Era.MODERN:
-            call.inputs = InputRound.start(self.states, call.request.method, call.request.params)
+            call.inputs = InputRound.start(
+                self.states, call.request.method, call.request.params, call.principal.key
+            )
 
     def _input_required(self, call: Call, need: InputRequired) -> dict[str, Any]:
         assert call.inputs is not None
@@ -433,7 +467,12 @@ class Dispatcher:
                 raise _missing_capability(ClientCapabilityMissing(capability))
         params = call.request.params
         return input_required_result(
-            self.states, call.request.method, params, need, call.inputs.answers
+            self.states,
+            call.request.method,
+            params,
+            need,
+            call.inputs.answers,
+            principal=call.principal.key,
         )
 
 

@@ -86,11 +86,16 @@ class RequestStates:
         self._clock = clock
         self._spent: dict[str, float] = {}  # nonce -> expiry
 
-    def seal(self, method: str, params: dict[str, Any], answers: dict[str, Any]) -> str:
+    def seal(
+        self, method: str, params: dict[str, Any], answers: dict[str, Any], principal: str = ""
+    ) -> str:
+        """A token carrying ``answers``, valid only for this request of ``principal`` (its
+        stable key: a state is never accepted from another caller)."""
         payload = {
             "v": STATE_VERSION,
             "m": method,
             "d": params_digest(params),
+            "p": principal,
             "e": self._clock() + self._ttl,
             "n": secrets.token_urlsafe(12),
             "a": answers,
@@ -98,9 +103,11 @@ class RequestStates:
         body = orjson.dumps(payload)
         return _b64(body) + "." + _b64(self._mac(body))
 
-    def open(self, token: object, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def open(
+        self, token: object, method: str, params: dict[str, Any], principal: str = ""
+    ) -> dict[str, Any]:
         """The answers of earlier rounds carried by ``token``; ``InvalidParams`` if the token
-        is forged, altered, for another request, expired or already used."""
+        is forged, altered, for another request or another principal, expired or used."""
         if not isinstance(token, str) or token.count(".") != 1:
             raise InvalidParams("requestState is not one this server issued")
         encoded_body, encoded_mac = token.split(".")
@@ -115,6 +122,8 @@ class RequestStates:
         if payload.get("v") != STATE_VERSION:
             raise InvalidParams("requestState has an unknown version")
         if payload["m"] != method or payload["d"] != params_digest(params):
+            raise InvalidParams("requestState belongs to a different request")
+        if payload.get("p", "") != principal:
             raise InvalidParams("requestState belongs to a different request")
         now = self._clock()
         if payload["e"] < now:
@@ -172,13 +181,15 @@ class InputRound:
         return answers
 
     @classmethod
-    def start(cls, states: RequestStates, method: str, params: dict[str, Any]) -> InputRound:
+    def start(
+        cls, states: RequestStates, method: str, params: dict[str, Any], principal: str = ""
+    ) -> InputRound:
         """Round one, or a later round from the retry's ``requestState`` and answers."""
         token = params.get("requestState")
         responses = params.get("inputResponses")
         # Earlier rounds' answers only come from a sealed state; this round's answers are the
         # client's own and need none (an answer that is not an object is asked again).
-        answers = {} if token is None else dict(states.open(token, method, params))
+        answers = {} if token is None else dict(states.open(token, method, params, principal))
         if responses is not None and not isinstance(responses, dict):
             raise InvalidParams("inputResponses must be an object")
         for key, value in (responses or {}).items():
@@ -199,11 +210,13 @@ def input_required_result(
     params: dict[str, Any],
     need: InputRequired,
     answers: dict[str, Any],
+    *,
+    principal: str = "",
 ) -> dict[str, Any]:
     return {
         "resultType": "input_required",
         "inputRequests": need.requests,
-        "requestState": states.seal(method, params, answers),
+        "requestState": states.seal(method, params, answers, principal),
     }
 
 

@@ -12,7 +12,7 @@ import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import structlog
 import trio
@@ -84,9 +84,11 @@ class Session:
         "flights",
         "handshake",
         "id",
+        "limit_key",
         "limits",
         "log_level",
         "pending",
+        "principal",
         "resumable",
         "streams",
         "subscriptions",
@@ -94,11 +96,21 @@ class Session:
     )
 
     def __init__(
-        self, init: InitializeParams, idle_timeout: float, limits: SessionLimits = DEFAULT_LIMITS
+        self,
+        init: InitializeParams,
+        idle_timeout: float,
+        limits: SessionLimits = DEFAULT_LIMITS,
+        *,
+        principal: str | None = None,
+        limit_key: str | None = None,
     ) -> None:
         # 256 bits from the CSPRNG, URL-safe base64: visible ASCII as the spec requires.
         self.id = secrets.token_urlsafe(32)
         self.limits = limits
+        # Whose session this is (the principal's stable key; None: nobody authenticated).
+        # Another principal presenting the id is told it does not exist.
+        self.principal = principal
+        self.limit_key = limit_key  # what [limits] counts this session against
         self.version = init.negotiated_version
         self.capabilities = init.capabilities
         self.client_info = init.client_info
@@ -380,6 +392,14 @@ class _Pending:
         self.response: Response | None = None
 
 
+class SessionCounter(Protocol):
+    """Sessions per principal (``mcpd.limits.limiter.Limits``)."""
+
+    def open_session(self, principal: str) -> None: ...
+
+    def close_session(self, principal: str) -> None: ...
+
+
 class SessionManager(NurseryHost):
     """Owns every legacy session's task; looks sessions up by id."""
 
@@ -391,21 +411,31 @@ class SessionManager(NurseryHost):
         limits: SessionLimits = DEFAULT_LIMITS,
         notices: Notices | None = None,
         metrics: Metrics | None = None,
+        counter: SessionCounter | None = None,
     ) -> None:
         super().__init__()
         self._limits = limits
+        self._counter = counter
         self._metrics = metrics if metrics is not None else Metrics()
         self._sessions: dict[str, Session] = {}
         self._notices = notices if notices is not None else Notices()
         self._idle_timeout = idle_timeout
         self._max = max_sessions
 
-    async def create(self, init: InitializeParams) -> Session:
+    async def create(
+        self, init: InitializeParams, principal: str | None = None, limit_key: str | None = None
+    ) -> Session:
+        """A new session of ``principal``; ``limit_key`` counts it against that principal's
+        sessions (``LimitExceeded`` when it has all it may have)."""
         if self._nursery is None:
             raise ServerUnavailable("sessions are not being served")
         if len(self._sessions) >= self._max:
             raise ServerUnavailable("too many sessions; try again later")
-        session = Session(init, self._idle_timeout, self._limits)
+        if self._counter is not None and limit_key is not None:
+            self._counter.open_session(limit_key)
+        session = Session(
+            init, self._idle_timeout, self._limits, principal=principal, limit_key=limit_key
+        )
         self._sessions[session.id] = session
         await self._nursery.start(self._own, session)
         return session
@@ -418,11 +448,15 @@ class SessionManager(NurseryHost):
         finally:
             self._notices.discard(session)
             self._sessions.pop(session.id, None)
+            if self._counter is not None and session.limit_key is not None:
+                self._counter.close_session(session.limit_key)
             self._metrics.session_ended(session.version, trio.current_time() - started)
 
-    def get(self, session_id: str) -> Session:
+    def get(self, session_id: str, principal: str | None = None) -> Session:
+        """The live session ``session_id`` of ``principal``: another principal's is, to
+        them, as unknown as one that never existed."""
         session = self._sessions.get(session_id)
-        if session is None or session.closing:
+        if session is None or session.closing or session.principal != principal:
             raise SessionNotFound("unknown or expired session; initialize a new one")
         return session
 

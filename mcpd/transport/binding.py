@@ -17,8 +17,7 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from hypercorn.config import Config
-
+from mcpd.auth.tls import TlsConfig
 from mcpd.startup import StartupError
 
 PRIVILEGED_PORTS: Final = 1024
@@ -35,7 +34,7 @@ class ListenError(StartupError):
         self.cause = cause
 
 
-class ListenConfig(Config):
+class ListenConfig(TlsConfig):
     """hypercorn's ``Config`` whose sockets are bound one by one, failures as ``ListenError``.
 
     ``key`` names the setting the addresses came from ("server.listen", "metrics.listen").
@@ -47,8 +46,8 @@ class ListenConfig(Config):
         await hypercorn.trio.serve(app, config)  # raises ListenError if the port is taken
     """
 
-    def __init__(self, key: str) -> None:
-        super().__init__()
+    def __init__(self, key: str, tls: tuple[str, str] = ("", "")) -> None:
+        super().__init__(*tls)  # a certificate and private key: serve TLS (mcpd.auth.tls)
         self.listen_key = key
 
     def _create_sockets(

@@ -8,28 +8,43 @@ away and cancels exactly the requests of its POST.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import trio
 
+from mcpd.audit import AUDITED, AuditEntry, outcome_of, requested_name
+from mcpd.auth.authenticator import Unauthenticated
+from mcpd.auth.principal import Principal
 from mcpd.config import ServerSettings
 from mcpd.listen_addresses import is_local_bind
-from mcpd.metrics import CANCELLED, GET_STREAM, LISTEN, POST_SSE, TOOL_ERROR, Metrics
+from mcpd.metrics import (
+    CANCELLED,
+    GET_STREAM,
+    LISTEN,
+    POST_SSE,
+    TOOL_ERROR,
+    Metrics,
+    cancel_reason,
+)
 from mcpd.plugin.errors import error_result
 from mcpd.protocol import headers as hdr
 from mcpd.protocol.errors import (
     InternalError,
     InvalidRequest,
+    LimitExceeded,
     McpError,
     MethodNotAllowed,
     MethodNotFound,
     MissingClientCapability,
     ServerUnavailable,
     SessionRequired,
+    Unauthorized,
     UnsupportedProtocolVersion,
 )
 from mcpd.protocol.handshake import Event, parse_initialize
@@ -49,6 +64,7 @@ from mcpd.protocol.meta import RequestMeta, parse_request_meta
 from mcpd.protocol.resume import PRIMING_SINCE, RESUMABLE_SINCE, parse_event_id
 from mcpd.protocol.revisions import LEGACY_VERSIONS, MODERN_VERSIONS, Era, allows_batch, era_of
 from mcpd.protocol.shapes import complete_result
+from mcpd.runtime.access import Access, Forbidden, named_item
 from mcpd.runtime.calls import Call
 from mcpd.runtime.containment import failure_fields
 from mcpd.runtime.dispatch import SERVER_INFO, Dispatcher
@@ -101,10 +117,12 @@ class Endpoint:
         stateless: StatelessRequests,
         tracker: FlightTracker,
         *,
+        access: Access,
         metrics: Metrics | None = None,
         binds: Sequence[str] | None = None,
     ) -> None:
         self._settings = settings
+        self._access = access
         self._metrics = metrics if metrics is not None else Metrics()
         self._dispatcher = dispatcher
         self._sessions = sessions
@@ -135,6 +153,10 @@ class Endpoint:
         return self._metrics
 
     @property
+    def access(self) -> Access:
+        return self._access
+
+    @property
     def accepting(self) -> bool:
         return self._tracker.accepting
 
@@ -156,24 +178,31 @@ class Endpoint:
         body = b""
         try:
             self.check_request_origin(headers)
+            if method not in ("POST", "GET", "DELETE"):
+                raise MethodNotAllowed(f"{method} is not supported on the MCP endpoint")
+            # Before the body is read: an unauthenticated client makes us buffer nothing.
+            principal = await self._access.identify(scope, headers)
             if method == "POST":
                 body = await self._take_body(headers, receive)
-            elif method not in ("GET", "DELETE"):
-                raise MethodNotAllowed(f"{method} is not supported on the MCP endpoint")
+        except Unauthenticated as refusal:
+            self._metrics.rejected(refusal.status)
+            await reject_unauthenticated(send, refusal)
+            return
         except McpError as exc:
             # Refused before its body was read: the connection cannot carry another request,
             # and saying so keeps a client from sending one onto it.
-            await self._refuse(send, exc, CLOSE if method not in ("GET", "DELETE") else ())
+            await self._refuse(send, exc, CLOSE if method != "GET" else ())
             return
         except ClientGone:
             return
+        incoming = Incoming(headers, receive, send, principal)
         try:
             if method == "POST":
-                await self._post(body, headers, receive, send)
+                await self._post(body, incoming)
             elif method == "GET":
-                await self._get(headers, receive, send)
+                await self._get(incoming)
             else:
-                await self._delete(headers, send)
+                await self._delete(incoming)
         except McpError as exc:
             await self._refuse(send, exc)
         except ClientGone:
@@ -195,40 +224,48 @@ class Endpoint:
         settings = self._settings
         return await read_body(receive, headers, settings.max_body_bytes, settings.body_timeout)
 
-    async def _post(
-        self, body: bytes, headers: dict[str, str], receive: Receive, send: Send
-    ) -> None:
+    async def _post(self, body: bytes, incoming: Incoming) -> None:
         messages, is_batch = parse_body(body)
-        if hdr.classify(messages, headers) is Era.MODERN:
-            await self._modern(messages, is_batch, headers, receive, send)
+        if hdr.classify(messages, incoming.headers) is Era.MODERN:
+            await self._modern(messages, is_batch, incoming)
         else:
-            await self._legacy(messages, is_batch, headers, receive, send)
+            await self._legacy(messages, is_batch, incoming)
 
-    async def _modern(
-        self,
-        messages: list[Message],
-        is_batch: bool,
-        headers: dict[str, str],
-        receive: Receive,
-        send: Send,
-    ) -> None:
+    def admit(self, principal: Principal, request: Request) -> None:
+        """Limits and authorization before ``request`` runs (429, 403; see ``Access``); a
+        refused tool call, read or get is audited as denied."""
+        try:
+            self._access.admit(principal, request, self._dispatcher.registry)
+        except McpError as exc:
+            exc.request_id = request.id
+            self._metrics.operation(request.method, str(exc.code), 0.0)
+            if request.method in AUDITED:
+                entry = audit_entry(principal, request)
+                entry.outcome, entry.reason = outcome_of(exc)
+                self._access.auditor.write(entry, 0.0)
+            raise
+
+    async def _modern(self, messages: list[Message], is_batch: bool, incoming: Incoming) -> None:
         message = messages[0]
         if is_batch or isinstance(message, Response):
             raise InvalidRequest("modern requests are single JSON-RPC requests or notifications")
         if isinstance(message, Notification):
             self._metrics.operation(message.method, "", 0.0)
-            await send_response(send, 202, b"", [])
+            await send_response(incoming.send, 202, b"", [])
             return
         try:
-            meta = self._check_modern(message, headers)
+            meta = self._check_modern(message, incoming.headers)
         except McpError as exc:
             exc.request_id = message.id
             self._metrics.operation(message.method, str(exc.code), 0.0)
             raise
+        self.admit(incoming.principal, message)
         if message.method == "subscriptions/listen":
-            await self._listen(message, receive, send)
+            await self._listen(message, incoming.receive, incoming.send)
             return
-        exchange = Exchange(send, expected=1, batch=False, headers=[], metrics=self._metrics)
+        exchange = Exchange(
+            incoming.send, expected=1, batch=False, headers=[], metrics=self._metrics
+        )
         call = Call(
             message,
             meta.protocol_version,
@@ -236,8 +273,9 @@ class Endpoint:
             Flight(message.id),
             exchange,
             meta=meta,
+            principal=incoming.principal,
         )
-        await self._serve([call], exchange, receive, self._stateless)
+        await self._serve([call], exchange, incoming.receive, self._stateless)
 
     async def _listen(self, message: Request, receive: Receive, send: Send) -> None:
         started = perf_counter()
@@ -285,37 +323,38 @@ class Endpoint:
 
     # -- legacy POST ------------------------------------------------------------------------
 
-    async def _legacy(
-        self,
-        messages: list[Message],
-        is_batch: bool,
-        headers: dict[str, str],
-        receive: Receive,
-        send: Send,
-    ) -> None:
+    async def _legacy(self, messages: list[Message], is_batch: bool, incoming: Incoming) -> None:
         first = messages[0]
         if isinstance(first, Request) and first.method == "initialize" and not is_batch:
-            await self._initialize(first, send)
+            self.admit(incoming.principal, first)
+            await self._initialize(first, incoming.send, incoming.principal)
             return
         if any(isinstance(m, Request) and m.method == "initialize" for m in messages):
             raise InvalidRequest("initialize must not be part of a batch")
-        session = self._session(headers)
+        session = self._session(incoming.headers, incoming.principal)
         if is_batch and not allows_batch(session.version):
             raise InvalidRequest(f"JSON-RPC batches are not part of protocol {session.version}")
         session.touch()
         requests = [m for m in messages if isinstance(m, Request)]
+        for request in requests:  # all admitted, or none runs
+            self.admit(incoming.principal, request)
         for message in messages:
             if isinstance(message, Notification):
                 self._notification(session, message)
             elif isinstance(message, Response) and not session.answer(message):
                 log.info("response.unexpected", response_id=message.id)
         if not requests:
-            await send_response(send, 202, b"", [])
+            await send_response(incoming.send, 202, b"", [])
             return
+        await self._serve_in_session(session, requests, is_batch, incoming)
+
+    async def _serve_in_session(
+        self, session: Session, requests: list[Request], is_batch: bool, incoming: Incoming
+    ) -> None:
         window = self._settings.resume_window
         resumable = self._resumable(session)
         exchange = Exchange(
-            send,
+            incoming.send,
             expected=len(requests),
             batch=is_batch,
             headers=[],
@@ -324,24 +363,32 @@ class Endpoint:
             metrics=self._metrics,
         )
         calls = [
-            Call(r, session.version, Era.LEGACY, Flight(r.id), exchange, session=session)
+            Call(
+                r,
+                session.version,
+                Era.LEGACY,
+                Flight(r.id),
+                exchange,
+                session=session,
+                principal=incoming.principal,
+            )
             for r in requests
         ]
         if not resumable:
-            await self._serve(calls, exchange, receive, session)
+            await self._serve(calls, exchange, incoming.receive, session)
             return
         try:
-            await self._serve(calls, exchange, receive, session, resume_window=window)
+            await self._serve(calls, exchange, incoming.receive, session, resume_window=window)
         finally:
             if exchange.stream_key is not None:
                 # A client may still be on its way back to collect the end of the stream.
                 session.forget_stream(exchange.stream_key, window)
 
-    async def _initialize(self, request: Request, send: Send) -> None:
+    async def _initialize(self, request: Request, send: Send, principal: Principal) -> None:
         started = perf_counter()
         try:
             init = parse_initialize(request.params)
-            session = await self._sessions.create(init)
+            session = await self._sessions.create(init, owner_of(principal), principal.limit_key)
         except McpError as exc:
             exc.request_id = request.id
             self._metrics.operation(request.method, str(exc.code), perf_counter() - started)
@@ -361,14 +408,14 @@ class Endpoint:
         """Whether the session's streams carry event ids and can be resumed."""
         return self._settings.resume_window > 0 and session.version >= RESUMABLE_SINCE
 
-    def _session(self, headers: dict[str, str]) -> Session:
+    def _session(self, headers: dict[str, str], principal: Principal) -> Session:
         session_id = headers.get(hdr.SESSION_ID)
         if session_id is None:
             raise SessionRequired("Mcp-Session-Id header is required; send initialize first")
         version = headers.get(hdr.PROTOCOL_VERSION)
         if version is not None and version not in LEGACY_VERSIONS:
             raise InvalidRequest(f"unsupported MCP-Protocol-Version {version!r} for a session")
-        return self._sessions.get(session_id)
+        return self._sessions.get(session_id, owner_of(principal))
 
     def _notification(self, session: Session, message: Notification) -> None:
         self._metrics.operation(message.method, "", 0.0)
@@ -445,6 +492,8 @@ class Endpoint:
         started = perf_counter()
         done: Done[dict[str, Any]] = Done()
         await fly(call.flight, partial(self._dispatcher.handle, call), done)
+        if request.method in AUDITED:
+            self._audit(call, done, perf_counter() - started)
         if call.flight.abandoned:  # answered with a terminal error while it would not stop
             return
         if done.outcome is None:
@@ -453,8 +502,27 @@ class Endpoint:
             await self._cancelled(call, exchange)
         else:
             data, status, error_type = self._encode(call, done)
-            await exchange.respond(data, status)
+            headers = _extra_headers(done.error) if isinstance(done.error, McpError) else ()
+            await exchange.respond(data, status, headers)
         self._metrics.operation(request.method, error_type, perf_counter() - started)
+
+    def _audit(self, call: Call, done: Done[dict[str, Any]], seconds: float) -> None:
+        """The audit event of a tool call, resource read or prompt get (``mcpd.audit``)."""
+        request = call.request
+        entry = audit_entry(call.principal, request)
+        item = named_item(request, self._dispatcher.registry)
+        if request.method == "resources/read":
+            entry.name = None if item is None else item.name
+        if item is not None and self._access.hidden(call.principal, item):
+            # Answered as unknown to the client; the operator learns what it was.
+            entry.outcome, entry.reason = "denied", "hidden"
+        elif done.outcome is None:
+            entry.outcome, entry.reason = "cancelled", cancel_reason(call.flight.reason)
+        elif done.error is not None:
+            entry.outcome, entry.reason = outcome_of(done.error)
+        elif done.value is not None:
+            entry.finished(done.value)
+        self._access.auditor.write(entry, seconds)
 
     def _encode(self, call: Call, done: Done[dict[str, Any]]) -> tuple[bytes, int, str]:
         """The answer as bytes, its HTTP status (when it is the whole answer), its error type.
@@ -499,15 +567,20 @@ class Endpoint:
 
     def _shape(self, call: Call, result: dict[str, Any]) -> dict[str, Any]:
         if call.era is Era.MODERN:
-            return complete_result(call.request.method, result, SERVER_INFO)
+            # What one principal may list or read, another may not: no shared cache.
+            private = self._access.private_lists and call.request.method != "server/discover"
+            scope: Literal["public", "private"] = "private" if private else "public"
+            return complete_result(call.request.method, result, SERVER_INFO, cache_scope=scope)
         return result
 
     # -- GET / DELETE ---------------------------------------------------------------------------
 
-    async def _get(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
+    async def _get(self, incoming: Incoming) -> None:
+        headers, receive, send = incoming.headers, incoming.receive, incoming.send
+        principal = incoming.principal
         self._refuse_modern_only(headers, "GET")
         hdr.check_get_accept(headers.get("accept"))
-        session = self._session(headers)
+        session = self._session(headers, principal)
         resumable = self._resumable(session)
         last = headers.get("last-event-id")
         after: int | None = None
@@ -552,12 +625,12 @@ class Endpoint:
                 await exchange.tick()
             nursery.cancel_scope.cancel(reason="stream ended")
 
-    async def _delete(self, headers: dict[str, str], send: Send) -> None:
-        self._refuse_modern_only(headers, "DELETE")
-        session = self._session(headers)
+    async def _delete(self, incoming: Incoming) -> None:
+        self._refuse_modern_only(incoming.headers, "DELETE")
+        session = self._session(incoming.headers, incoming.principal)
         session.close(SESSION_DELETED)
         await session.wait_closed()
-        await send_response(send, 200, b"", [])
+        await send_response(incoming.send, 200, b"", [])
 
     def _refuse_modern_only(self, headers: dict[str, str], method: str) -> None:
         version = headers.get(hdr.PROTOCOL_VERSION)
@@ -652,13 +725,69 @@ class _Waiter:
 
 
 def _extra_headers(error: McpError) -> tuple[tuple[bytes, bytes], ...]:
-    return _ALLOW if isinstance(error, MethodNotAllowed) else ()
+    if isinstance(error, MethodNotAllowed):
+        return _ALLOW
+    if isinstance(error, LimitExceeded):
+        return tuple(error.headers())
+    if isinstance(error, Forbidden):
+        return _challenge(error.headers)
+    return ()
+
+
+def _challenge(headers: Iterable[tuple[str, str]]) -> tuple[tuple[bytes, bytes], ...]:
+    """Auth headers as sent: ``WWW-Authenticate`` title-cased (some clients match it so)."""
+    return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+
+
+async def reject_unauthenticated(send: Send, refusal: Unauthenticated) -> None:
+    """401 (or 503 while tokens cannot be checked) with its challenge, before anything ran.
+
+    The body is a JSON-RPC error like every refusal of the endpoint, carrying the OAuth
+    error (``invalid_token``...) as its data; the body of the request is never read, so the
+    connection is not reused.
+    """
+    try:
+        oauth_error = json.loads(refusal.body)
+    except ValueError:
+        oauth_error = None
+    kind = Unauthorized if refusal.status == 401 else ServerUnavailable
+    error = kind(refusal.failure.detail, data=oauth_error)
+    await reject(send, error, None, (*_challenge(refusal.headers), *CLOSE))
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One HTTP request to the endpoint, as its handlers need it."""
+
+    headers: dict[str, str]
+    receive: Receive
+    send: Send
+    principal: Principal
+
+
+def audit_entry(principal: Principal, request: Request) -> AuditEntry:
+    """The audit record of ``request`` by ``principal``, before its outcome is known."""
+    return AuditEntry(
+        request.method,
+        requested_name(request.method, request.params),
+        owner_of(principal),
+        principal.client_id,
+        request.id,
+    )
+
+
+def owner_of(principal: Principal) -> str | None:
+    """The owner state is bound to: the principal's key, or None for an anonymous caller."""
+    return None if principal.anonymous else principal.key
 
 
 def _error_answer(request_id: RequestId, error: BaseException) -> tuple[bytes, int, str]:
     failure = _as_protocol_error(error)
-    # 2026: an undeclared client capability is an HTTP 400 (transports spec).
-    status = 400 if isinstance(failure, MissingClientCapability) else 200
+    # 2026: an undeclared client capability is an HTTP 400 (transports spec); a call that
+    # waited in line past its queue timeout is 429 like any other limit.
+    status = (
+        failure.http_status if isinstance(failure, MissingClientCapability | LimitExceeded) else 200
+    )
     return dumps(error_message(request_id, failure)), status, str(failure.code)
 
 

@@ -51,7 +51,9 @@ class Reply(Protocol):
 
     async def notify(self, message: JsonObject) -> None: ...
 
-    async def respond(self, data: bytes, status: int = 200) -> None: ...
+    async def respond(
+        self, data: bytes, status: int = 200, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> None: ...
 
     async def skip(self) -> None: ...
 
@@ -189,16 +191,21 @@ class Exchange:
             await self._ensure_stream()
             await self._write(self._event(data))
 
-    async def respond(self, data: bytes, status: int = 200) -> None:
+    async def respond(
+        self, data: bytes, status: int = 200, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> None:
         """Deliver one owed response (encoded); the last one completes the HTTP response.
 
-        ``status`` applies when the response is the whole (JSON) answer, e.g. 400 for a
-        2026 error the spec gives an HTTP status; on a stream it cannot change anything.
+        ``status`` and ``headers`` apply when the response is the whole (JSON) answer, e.g.
+        400 for a 2026 error the spec gives an HTTP status, or 429 with ``Retry-After``; on a
+        stream they cannot change anything.
         """
         async with self._lock:
             if self.finished:
                 return
             self._status = status
+            if headers:
+                self._headers = [*self._headers, *headers]
             self._expected -= 1
             if self.streaming:
                 await self._write(self._event(data))
@@ -241,12 +248,12 @@ class Exchange:
         if self.streaming:
             await self._final(b"")
             return
+        headers = [*JSON_HEADERS, *self._headers]
         if self._batch:
             body, status = b"[" + b",".join(self._responses) + b"]", 200
         else:
             body, status = self._responses[0], self._status
         if not self.broken:
-            headers = [*JSON_HEADERS, *self._headers]
             try:
                 await send_response(self._send, status, body, headers)
             except Exception:  # the connection is gone; nobody is left to answer

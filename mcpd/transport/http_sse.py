@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections import deque
+from collections.abc import Iterable
 from functools import partial
 from time import perf_counter
 from urllib.parse import parse_qs
@@ -19,6 +20,8 @@ from urllib.parse import parse_qs
 import structlog
 import trio
 
+from mcpd.auth.authenticator import Unauthenticated
+from mcpd.auth.principal import Principal
 from mcpd.config import ServerSettings
 from mcpd.metrics import HTTP_SSE
 from mcpd.protocol import headers as hdr
@@ -58,7 +61,7 @@ from mcpd.transport.asgi_io import (
     read_body,
     reject,
 )
-from mcpd.transport.endpoint import Endpoint
+from mcpd.transport.endpoint import Endpoint, owner_of, reject_unauthenticated
 from mcpd.transport.exchange import Send, send_response
 from mcpd.transport.hypercorn_fixes import send_final_body
 
@@ -76,9 +79,10 @@ class Connection:
     ``max_requests_per_session`` of those.
     """
 
-    def __init__(self, buffer_bytes: int) -> None:
+    def __init__(self, buffer_bytes: int, principal: Principal) -> None:
         # As strong as Mcp-Session-Id: 256 bits from the CSPRNG (it is the session's address).
         self.id = secrets.token_urlsafe(32)
+        self.principal = principal  # whose it is: another principal's POSTs find nothing
         self.session: Session | None = None
         self.initialized = trio.Event()
         self.scope: trio.CancelScope | None = None  # the connection's own, once streaming
@@ -144,8 +148,10 @@ class ConnectionReply:
     async def notify(self, message: JsonObject) -> None:
         self._connection.post(message)
 
-    async def respond(self, data: bytes, status: int = 200) -> None:
-        self._connection.queue_encoded(data)
+    async def respond(
+        self, data: bytes, status: int = 200, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> None:
+        self._connection.queue_encoded(data)  # on the stream: no status or headers apply
 
     async def skip(self) -> None:
         return  # a cancelled request is not answered
@@ -175,18 +181,23 @@ class HttpSse:
             hdr.check_get_accept(headers.get("accept"))
             if not self._endpoint.accepting:
                 raise ServerUnavailable("the daemon is shutting down")
+            principal = await self._endpoint.access.identify(scope, headers)
+        except Unauthenticated as refusal:
+            self._endpoint.metrics.rejected(refusal.status)
+            await reject_unauthenticated(send, refusal)
+            return
         except McpError as exc:
             self._endpoint.metrics.rejected(exc.http_status)
             await reject(send, exc)
             return
         self._endpoint.metrics.stream_opened(HTTP_SSE)
         try:
-            await self._hold(scope, receive, send)
+            await self._hold(scope, receive, send, principal)
         finally:
             self._endpoint.metrics.stream_closed(HTTP_SSE)
 
-    async def _hold(self, scope: Scope, receive: Receive, send: Send) -> None:
-        connection = Connection(self._settings.stream_buffer_bytes)
+    async def _hold(self, scope: Scope, receive: Receive, send: Send, principal: Principal) -> None:
+        connection = Connection(self._settings.stream_buffer_bytes, principal)
         self._connections[connection.id] = connection
         root = scope.get("root_path", "")
         endpoint_url = f"{root}{self._settings.messages_path}?session_id={connection.id}"
@@ -237,7 +248,8 @@ class HttpSse:
             self._endpoint.check_request_origin(headers)
             if scope["method"] != "POST":
                 raise MethodNotAllowed("the messages endpoint takes POST")
-            connection = self._connection(scope)
+            principal = await self._endpoint.access.identify(scope, headers)
+            connection = self._connection(scope, principal)
             hdr.check_content_type(headers.get("content-type"))
             body = await read_body(receive, headers, settings.max_body_bytes, settings.body_timeout)
             messages, is_batch = parse_body(body)
@@ -246,6 +258,10 @@ class HttpSse:
             if not await connection.wait_room(settings.write_timeout):
                 connection.end("the client is not reading its event stream")
                 raise ServerUnavailable("this connection's event stream is not being read")
+        except Unauthenticated as refusal:
+            self._endpoint.metrics.rejected(refusal.status)
+            await reject_unauthenticated(send, refusal)
+            return
         except McpError as exc:
             self._endpoint.metrics.rejected(exc.http_status)
             extra = CLOSE if isinstance(exc, RequestTimeout) else ()
@@ -256,13 +272,13 @@ class HttpSse:
         await self._accept(connection, messages[0])
         await send_response(send, 202, b"Accepted", [(b"content-type", b"text/plain")])
 
-    def _connection(self, scope: Scope) -> Connection:
+    def _connection(self, scope: Scope, principal: Principal) -> Connection:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         ids = query.get("session_id")
         if not ids:
             raise SessionRequired("session_id is required (from the SSE endpoint event)")
         connection = self._connections.get(ids[0])
-        if connection is None:
+        if connection is None or owner_of(connection.principal) != owner_of(principal):
             raise SessionNotFound("unknown session; open a new SSE connection")
         return connection
 
@@ -275,6 +291,9 @@ class HttpSse:
 
     async def _take(self, connection: Connection, message: Message) -> None:
         session = connection.session
+        if isinstance(message, Request):
+            # Over a limit, or not authorized: answered on the stream, like every error here.
+            self._endpoint.admit(connection.principal, message)
         if isinstance(message, Request) and message.method == "initialize":
             if session is not None:
                 raise InvalidRequest("this session is already initialized")
@@ -295,9 +314,12 @@ class HttpSse:
     async def _initialize(self, connection: Connection, request: Request) -> None:
         started = perf_counter()
         metrics = self._endpoint.metrics
+        principal = connection.principal
         try:
             init = parse_initialize(request.params)
-            session = await self._endpoint.sessions.create(init)
+            session = await self._endpoint.sessions.create(
+                init, owner_of(principal), principal.limit_key
+            )
         except McpError as exc:
             metrics.operation(request.method, str(exc.code), perf_counter() - started)
             raise
@@ -318,7 +340,15 @@ class HttpSse:
     def _start(self, connection: Connection, session: Session, request: Request) -> None:
         reply = ConnectionReply(connection)
         flight = Flight(request.id)
-        call = Call(request, session.version, Era.LEGACY, flight, reply, session=session)
+        call = Call(
+            request,
+            session.version,
+            Era.LEGACY,
+            flight,
+            reply,
+            session=session,
+            principal=connection.principal,
+        )
         tracker = self._endpoint.tracker
 
         async def answer() -> None:
