@@ -33,6 +33,7 @@ import trio
 from hypercorn.config import Config
 
 from mcpd.auth.authenticator import Authenticator
+from mcpd.auth.failures import REASONS
 from mcpd.auth.fetch import new_client
 from mcpd.checks import exposure, ignored_plugin_names
 from mcpd.config import ConfigError, Settings, load_settings
@@ -96,6 +97,7 @@ class Daemon:
         self.notices = Notices()
         # Its HTTP client (JWKS, issuer metadata, introspection) is closed when serve() ends.
         self._auth_client = new_client()
+        self.metrics.expect_auth_failures((*REASONS, "insufficient_scope"))
         self.access = Access(
             settings,
             Authenticator(settings.auth, self._auth_client),

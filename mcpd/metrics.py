@@ -267,6 +267,12 @@ class Metrics:
         """A request refused over ``limit`` (one of ``mcpd.limits.LIMIT_NAMES``)."""
         self._limit_rejections.labels(limit if limit in LIMIT_NAMES else OTHER).inc()
 
+    def expect_auth_failures(self, reasons: tuple[str, ...]) -> None:
+        """Start these reasons' series at 0, so a rate over them is defined from the start."""
+        for reason in reasons:
+            self._auth_reasons.add(reason)
+            self._auth_failures.labels(reason)
+
     def auth_failed(self, reason: str) -> None:
         """A request refused by authentication or authorization, for ``reason``."""
         if reason not in self._auth_reasons:

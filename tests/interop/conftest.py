@@ -79,10 +79,12 @@ class TsClient:
     workdir: Path
     logs: Path
 
-    def run(self, url: str, mode: str) -> dict[str, Any] | str:
-        """Run the client in ``mode`` against ``url``: the JSON object it printed, or why not."""
-        log = self.logs / f"{mode}.log"
+    def run(self, url: str, mode: str, bearer: str | None = None) -> dict[str, Any] | str:
+        """Run the client in ``mode`` against ``url`` (sending ``bearer`` as a static key):
+        the JSON object it printed, or why not."""
+        log = self.logs / f"{mode}{'-keyed' if bearer else ''}.log"
         command = [str(self.node), str(self.workdir / "client.mjs"), url, mode]
+        command += [bearer] if bearer else []
         status = runner._run_bounded(command, RUN_TIMEOUT, log)
         output = log.read_text(errors="replace")
         if status is None:

@@ -51,11 +51,13 @@ function describe(error) {
 }
 
 async function main(argv) {
-  const [url, mode] = argv;
+  const [url, mode, bearer] = argv;
   if (!url || !MODES.includes(mode)) {
-    process.stderr.write(`usage: node client.mjs URL (${MODES.join(' | ')})\n`);
+    process.stderr.write(`usage: node client.mjs URL (${MODES.join(' | ')}) [BEARER-TOKEN]\n`);
     return 2;
   }
+  // A static API key, sent as a header on every request (the way users configure one).
+  const requestInit = bearer ? { headers: { Authorization: `Bearer ${bearer}` } } : undefined;
 
   // What the server asked of the client, as the handlers saw it.
   const asked = { elicitation: [], sampling: [], roots: 0 };
@@ -93,7 +95,7 @@ async function main(argv) {
   const transport =
     mode === 'sse'
       ? new SSEClientTransport(new URL(url))
-      : new StreamableHTTPClientTransport(new URL(url));
+      : new StreamableHTTPClientTransport(new URL(url), { requestInit });
   const transportErrors = [];
   const out = { sdk: sdkVersion(), node: process.versions.node, mode, url };
   const options = { timeout: STEP_TIMEOUT_MS };
