@@ -196,3 +196,19 @@ def test_without_a_window_last_event_id_is_ignored(daemon: Daemon, http: httpx.C
     headers = session.headers(**{"accept": "text/event-stream", "last-event-id": "p1.1"})
     with http.stream("GET", session.url, headers=headers) as response:
         assert response.status_code == 200  # a plain GET stream
+
+
+def test_keep_alives_give_sse_parsers_no_empty_events(
+    resumable: Daemon, http: httpx.Client
+) -> None:
+    """httpx-sse (the mcp 1.x client's parser) turned a keep-alive after an event with an id
+    into an empty-data event, which mcp 1.9.4 logged as a parse error on every keep-alive."""
+    from httpx_sse import EventSource
+
+    session = Legacy(http, resumable.url, version="2025-06-18").initialize()
+    body = slow_call(f"keepalive-{uuid.uuid4().hex[:8]}", 1.6)  # keep-alives every 0.5 s
+    with session.http.stream("POST", session.url, json=body, headers=session.headers()) as r:
+        events = list(EventSource(r).iter_sse())
+    assert events, "the call streamed nothing"
+    assert all(event.data for event in events), [event.id for event in events if not event.data]
+    assert json.loads(events[-1].data)["result"]["content"][0]["text"] == "slept 1.6s"
