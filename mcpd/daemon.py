@@ -52,8 +52,9 @@ from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_e
 from mcpd.transport import hypercorn_accept, hypercorn_fixes
 from mcpd.transport.app import App, McpApp
 from mcpd.transport.binding import ListenConfig
-from mcpd.transport.endpoint import Endpoint, host_policy
+from mcpd.transport.endpoint import Endpoint
 from mcpd.transport.health import HealthApp, Readiness, readiness
+from mcpd.transport.hosts import host_policy
 from mcpd.transport.http_sse import HttpSse
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from mcpd.audit import Auditor
+from mcpd.audit import AuditEntry, Auditor, requested_name
 from mcpd.auth.authenticator import Authenticator, Unauthenticated
 from mcpd.auth.challenge import Headers
 from mcpd.auth.policy import Item, Policy, Verdict
@@ -202,3 +202,19 @@ def _completion_target(registry: Registry, ref: object) -> Item | None:
 def unknown(kind: str, name: object) -> InvalidParams:
     """The answer for an item that does not exist, or that the principal may not see."""
     return InvalidParams(f"unknown {kind}: {name!r}")
+
+
+def audit_entry(principal: Principal, request: Request) -> AuditEntry:
+    """The audit record of ``request`` by ``principal``, before its outcome is known."""
+    return AuditEntry(
+        request.method,
+        requested_name(request.method, request.params),
+        owner_of(principal),
+        principal.client_id,
+        request.id,
+    )
+
+
+def owner_of(principal: Principal) -> str | None:
+    """The owner state is bound to: the principal's key, or None for an anonymous caller."""
+    return None if principal.anonymous else principal.key

@@ -8,8 +8,7 @@ away and cancels exactly the requests of its POST.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
@@ -18,11 +17,10 @@ from typing import Any, Literal
 import structlog
 import trio
 
-from mcpd.audit import AUDITED, AuditEntry, outcome_of, requested_name
+from mcpd.audit import AUDITED, outcome_of
 from mcpd.auth.authenticator import Unauthenticated
 from mcpd.auth.principal import Principal
 from mcpd.config import ServerSettings
-from mcpd.listen_addresses import is_local_bind
 from mcpd.metrics import (
     CANCELLED,
     GET_STREAM,
@@ -44,7 +42,6 @@ from mcpd.protocol.errors import (
     MissingClientCapability,
     ServerUnavailable,
     SessionRequired,
-    Unauthorized,
     UnsupportedProtocolVersion,
 )
 from mcpd.protocol.handshake import Event, parse_initialize
@@ -64,13 +61,12 @@ from mcpd.protocol.meta import RequestMeta, parse_request_meta
 from mcpd.protocol.resume import PRIMING_SINCE, RESUMABLE_SINCE, parse_event_id
 from mcpd.protocol.revisions import LEGACY_VERSIONS, MODERN_VERSIONS, Era, allows_batch, era_of
 from mcpd.protocol.shapes import complete_result
-from mcpd.runtime.access import Access, Forbidden, named_item
+from mcpd.runtime.access import Access, audit_entry, named_item, owner_of
 from mcpd.runtime.calls import Call
 from mcpd.runtime.containment import failure_fields
 from mcpd.runtime.dispatch import SERVER_INFO, Dispatcher
 from mcpd.runtime.flights import (
     CLIENT_CANCELLED,
-    CLIENT_DISCONNECTED,
     SESSION_DELETED,
     SHUTDOWN,
     Done,
@@ -91,17 +87,16 @@ from mcpd.transport.asgi_io import (
     reject,
 )
 from mcpd.transport.exchange import JSON_HEADERS, Exchange, Reply, Send, send_response
-from mcpd.transport.hypercorn_h11 import HALF_CLOSED
+from mcpd.transport.hosts import host_policy
 from mcpd.transport.listen import serve_listen
+from mcpd.transport.refusals import extra_headers, reject_unauthenticated
 from mcpd.transport.streams import StreamGone, serve_get_stream
+from mcpd.transport.waiter import Waiter, detach_on_disconnect
 
 log = structlog.get_logger("mcpd.http")
 
 # How long a cancelled request may take to end its HTTP response cleanly.
 CLEAN_END_GRACE = 5.0
-# A resumable session's call still running after this long switches to SSE (priming event).
-PRIME_AFTER = 1.0
-_ALLOW = ((b"allow", b"GET, POST, DELETE"),)
 # The terminal answer of a request that shutdown ended.
 _SHUT_DOWN = ServerUnavailable("the daemon shut down before the request completed")
 
@@ -212,7 +207,7 @@ class Endpoint:
         self, send: Send, error: McpError, extra: tuple[tuple[bytes, bytes], ...] = ()
     ) -> None:
         self._metrics.rejected(error.http_status)
-        await reject(send, error, error.request_id, (*_extra_headers(error), *extra))
+        await reject(send, error, error.request_id, (*extra_headers(error), *extra))
 
     # -- POST ---------------------------------------------------------------------------------
 
@@ -447,7 +442,7 @@ class Endpoint:
         until the last request is answered. No nursery or extra task per request is needed,
         which matters: task spawns dominate the cost of a fast call.
         """
-        waiter = _Waiter(len(calls))
+        waiter = Waiter(len(calls))
 
         async def answer(call: Call) -> None:
             try:
@@ -502,7 +497,7 @@ class Endpoint:
             await self._cancelled(call, exchange)
         else:
             data, status, error_type = self._encode(call, done)
-            headers = _extra_headers(done.error) if isinstance(done.error, McpError) else ()
+            headers = extra_headers(done.error) if isinstance(done.error, McpError) else ()
             await exchange.respond(data, status, headers)
         self._metrics.operation(request.method, error_type, perf_counter() - started)
 
@@ -617,7 +612,7 @@ class Endpoint:
         generation = exchange.generation
         session.touch()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_detach_on_disconnect, receive, exchange, generation)
+            nursery.start_soon(detach_on_disconnect, receive, exchange, generation)
             while not exchange.finished and exchange.generation == generation:
                 with trio.move_on_after(self._settings.sse_keepalive):
                     await exchange.wait_changed()
@@ -638,123 +633,6 @@ class Endpoint:
             raise MethodNotAllowed(f"{method} is not part of protocol {version}; POST only")
 
 
-async def _detach_on_disconnect(receive: Receive, exchange: Exchange, generation: int) -> None:
-    while (kind := (await receive())["type"]) != "http.disconnect":
-        if kind == HALF_CLOSED:
-            await exchange.tick()  # probe: a closed client resets (see hypercorn_h11)
-    if exchange.generation == generation:
-        exchange.detach()
-
-
-class _Waiter:
-    """The HTTP handler's side of a POST: wait for the answers, watching the client meanwhile.
-
-    One cancel scope per wait serves as both the keep-alive timer (its deadline) and the
-    wake-up when the last answer is written (the answering task cancels it).
-    """
-
-    __slots__ = ("_scope", "remaining")
-
-    def __init__(self, remaining: int) -> None:
-        self.remaining = remaining
-        self._scope: trio.CancelScope | None = None
-
-    def answered(self) -> None:
-        self.remaining -= 1
-        if not self.remaining and self._scope is not None:
-            self._scope.cancel(reason="answered")
-
-    async def watch(
-        self,
-        receive: Receive,
-        flights: list[Flight],
-        exchange: Exchange,
-        interval: float,
-        resume_window: float = 0,
-    ) -> None:
-        client_gone = False
-        # The stream may be resumed on another connection (GET + Last-Event-ID) before this
-        # one's disconnect arrives: from then on, that connection is not ours to probe or end.
-        ours = exchange.generation
-        # A resumable stream starts early (with its priming event), so that a client losing
-        # the connection has an event id to resume from.
-        wait = min(interval, PRIME_AFTER) if resume_window else interval
-        while self.remaining:
-            with trio.move_on_after(wait) as self._scope:
-                if client_gone:
-                    await trio.sleep_forever()
-                kind = (await receive())["type"]
-                if kind == "http.disconnect":
-                    client_gone = True
-                    if resume_window and exchange.resumable:
-                        break
-                    for flight in flights:
-                        flight.cancel(CLIENT_DISCONNECTED)
-                elif kind == HALF_CLOSED and exchange.generation == ours:
-                    # The client sent EOF: probe it with a keep-alive now (a closed client
-                    # resets, and hypercorn reports the disconnect), rather than at the next
-                    # interval; a half-closed one reads its answer as SSE.
-                    await exchange.tick()
-                continue
-            wait = interval
-            if self.remaining and not client_gone and exchange.generation == ours:
-                await exchange.tick()
-        if self.remaining:
-            await self._hold(flights, exchange, resume_window, ours)
-
-    async def _hold(
-        self, flights: list[Flight], exchange: Exchange, window: float, ours: int
-    ) -> None:
-        """The client lost a resumable stream: keep its requests running while it may come
-        back (GET + Last-Event-ID); cancel them once it stays away for ``window`` seconds."""
-        if exchange.generation == ours:  # not already resumed elsewhere
-            exchange.detach()
-            log.info("stream.detached", resume_window_seconds=window)
-        while self.remaining:
-            with trio.CancelScope() as self._scope:
-                if exchange.attached:
-                    await exchange.wait_changed()
-                    continue
-                with trio.move_on_after(window) as grace:
-                    await exchange.wait_changed()
-                if grace.cancelled_caught and not exchange.attached:
-                    log.info("stream.abandoned")
-                    for flight in flights:
-                        flight.cancel(CLIENT_DISCONNECTED)
-                    await trio.sleep_forever()
-
-
-def _extra_headers(error: McpError) -> tuple[tuple[bytes, bytes], ...]:
-    if isinstance(error, MethodNotAllowed):
-        return _ALLOW
-    if isinstance(error, LimitExceeded):
-        return tuple(error.headers())
-    if isinstance(error, Forbidden):
-        return _challenge(error.headers)
-    return ()
-
-
-def _challenge(headers: Iterable[tuple[str, str]]) -> tuple[tuple[bytes, bytes], ...]:
-    """Auth headers as sent: ``WWW-Authenticate`` title-cased (some clients match it so)."""
-    return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
-
-
-async def reject_unauthenticated(send: Send, refusal: Unauthenticated) -> None:
-    """401 (or 503 while tokens cannot be checked) with its challenge, before anything ran.
-
-    The body is a JSON-RPC error like every refusal of the endpoint, carrying the OAuth
-    error (``invalid_token``...) as its data; the body of the request is never read, so the
-    connection is not reused.
-    """
-    try:
-        oauth_error = json.loads(refusal.body)
-    except ValueError:
-        oauth_error = None
-    kind = Unauthorized if refusal.status == 401 else ServerUnavailable
-    error = kind(refusal.failure.detail, data=oauth_error)
-    await reject(send, error, None, (*_challenge(refusal.headers), *CLOSE))
-
-
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """One HTTP request to the endpoint, as its handlers need it."""
@@ -763,22 +641,6 @@ class Incoming:
     receive: Receive
     send: Send
     principal: Principal
-
-
-def audit_entry(principal: Principal, request: Request) -> AuditEntry:
-    """The audit record of ``request`` by ``principal``, before its outcome is known."""
-    return AuditEntry(
-        request.method,
-        requested_name(request.method, request.params),
-        owner_of(principal),
-        principal.client_id,
-        request.id,
-    )
-
-
-def owner_of(principal: Principal) -> str | None:
-    """The owner state is bound to: the principal's key, or None for an anonymous caller."""
-    return None if principal.anonymous else principal.key
 
 
 def _error_answer(request_id: RequestId, error: BaseException) -> tuple[bytes, int, str]:
@@ -798,20 +660,3 @@ def _as_protocol_error(error: BaseException) -> McpError:
     # goes to the log, without the exception's text, which may quote what the client sent.
     log.error("request.failed", **failure_fields(error, with_message=False))
     return InternalError("internal error")
-
-
-def host_policy(
-    settings: ServerSettings, binds: Sequence[str] | None = None
-) -> frozenset[str] | None:
-    """The Host values to accept besides loopback names, or None for no Host check.
-
-    Listening on loopback only (the default), a request naming any other host is a
-    DNS-rebinding attempt. Listening beyond loopback, the operator lists the public names;
-    with none listed, the Host header is not checked. ``binds`` (default: the configured
-    ``listen``) may name inherited sockets (``fd://N``), judged by their real address.
-    """
-    if settings.allowed_hosts:
-        return frozenset(settings.allowed_hosts)
-    if all(is_local_bind(bind) for bind in (binds or settings.listen)):
-        return frozenset()
-    return None

@@ -48,6 +48,7 @@ from mcpd.protocol.jsonrpc import (
     result_message,
 )
 from mcpd.protocol.revisions import Era
+from mcpd.runtime.access import owner_of
 from mcpd.runtime.calls import Call
 from mcpd.runtime.flights import CLIENT_DISCONNECTED, Flight
 from mcpd.runtime.sessions import Session
@@ -61,9 +62,10 @@ from mcpd.transport.asgi_io import (
     read_body,
     reject,
 )
-from mcpd.transport.endpoint import Endpoint, owner_of, reject_unauthenticated
+from mcpd.transport.endpoint import Endpoint
 from mcpd.transport.exchange import Send, send_response
 from mcpd.transport.hypercorn_fixes import send_final_body
+from mcpd.transport.refusals import reject_unauthenticated
 
 log = structlog.get_logger("mcpd.http_sse")
 

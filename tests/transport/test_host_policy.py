@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcpd.config import ServerSettings
-from mcpd.transport.endpoint import host_policy
+from mcpd.transport.hosts import host_policy
 
 
 @pytest.mark.parametrize(
