@@ -8,9 +8,10 @@ A reload (SIGHUP) re-reads the config and swaps in a freshly loaded plugin regis
 flight finish on the registry they started with. Under systemd the daemon serves the sockets
 it was handed, reports READY/RELOADING/STOPPING, and feeds the watchdog (``mcpd.systemd``).
 
-Health and metrics (``mcpd.transport.health``) are served beside the MCP endpoint, or on a
-listener of their own that starts before the main one and stops after it, so that /readyz
-can be seen saying "not yet" and "draining".
+Health and metrics (``mcpd.transport.health``) are served by the operator app
+(``mcpd.transport.operator``, quart-trio) beside the MCP endpoint, or on a listener of their
+own that starts before the main one and stops after it, so that /readyz can be seen saying
+"not yet" and "draining". The OAuth protected-resource metadata stays on the main listener.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import structlog
 import trio
 from hypercorn.config import Config
 
+from mcpd.auth.wellknown import MetadataDocument, metadata_routes
 from mcpd.checks import exposure, ignored_plugin_names
 from mcpd.config import ConfigError, Settings, load_settings
 from mcpd.metrics import Metrics
@@ -49,8 +51,9 @@ from mcpd.transport import hypercorn_accept, hypercorn_fixes
 from mcpd.transport.app import App, McpApp
 from mcpd.transport.binding import ListenConfig
 from mcpd.transport.endpoint import Endpoint, host_policy
-from mcpd.transport.health import HealthApp, Readiness, readiness
+from mcpd.transport.health import Readiness, health_blueprint, readiness
 from mcpd.transport.http_sse import HttpSse
+from mcpd.transport.operator import metadata_blueprint, operator_app
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
@@ -129,12 +132,8 @@ class Daemon:
                 server.sse_path: self.http_sse.serve_sse,
                 server.messages_path: self.http_sse.serve_messages,
             }
-        self.health = HealthApp(
-            settings.metrics, self.metrics, self.readiness, hosts=self._health_hosts()
-        )
-        if not settings.metrics.listen:
-            routes.update(self.health.routes())
-        self.app = McpApp(self.endpoint, server.path, routes)
+        self.operator = self._operator_apps()
+        self.app: App = McpApp(self.endpoint, server.path, routes, other=self.operator)
         self._listening = False
         self._draining = False
         self._drained = trio.Event()
@@ -211,6 +210,25 @@ class Daemon:
                 # Their tasks would hold the nurseries open forever; everything else is done.
                 self.exit_now(EXIT_ABANDONED)
             nursery.cancel_scope.cancel(reason="daemon stopped")
+
+    def _operator_apps(self) -> App:
+        """The operator app of the main listener (metadata routes, health unless it has a
+        listener of its own); ``self.health``: the app of that listener, if any."""
+        settings = self.settings
+        main = []
+        self.metadata: MetadataDocument | None = None
+        if paths := metadata_routes(settings.auth, settings.server.path):
+            self.metadata = MetadataDocument(settings.auth)
+            main.append(metadata_blueprint(self.metadata, paths))
+        health = health_blueprint(
+            settings.metrics, self.metrics, self.readiness, hosts=self._health_hosts()
+        )
+        self.health: App | None = None
+        if settings.metrics.listen:
+            self.health = operator_app([health], settings.server, not_found="nothing")
+        else:
+            main.append(health)
+        return operator_app(main, settings.server, not_found="no MCP endpoint")
 
     async def _serve_health(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
