@@ -33,6 +33,7 @@ import structlog
 import trio
 from hypercorn.config import Config
 
+from mcpd import tracing
 from mcpd.auth.wellknown import MetadataDocument, metadata_routes
 from mcpd.checks import exposure, ignored_plugin_names
 from mcpd.config import ConfigError, Settings, load_settings
@@ -134,6 +135,14 @@ class Daemon:
             }
         self.operator = self._operator_apps()
         self.app: App = McpApp(self.endpoint, server.path, routes, other=self.operator)
+        self.tracing = tracing.start(
+            settings.tracing,
+            registered=self._registered,
+            with_messages=settings.logging.log_arguments,
+        )
+        if self.tracing.enabled:
+            self.endpoint.tracing = self.dispatcher.tracing = self.tracing
+            self.app = tracing.remember_scope(self.app)  # a request's span reads its headers
         self._listening = False
         self._draining = False
         self._drained = trio.Event()
@@ -168,6 +177,26 @@ class Daemon:
                 await self._serve(config, task_status)
         finally:
             self.notices.uninstall()
+            await self._stop_tracing()
+
+    async def _stop_tracing(self) -> None:
+        """Export the spans still buffered, for at most ``[tracing] flush_timeout_seconds``."""
+        if not self.tracing.enabled:
+            return
+        with trio.move_on_after(self.settings.tracing.flush_timeout) as waited:
+            await trio.to_thread.run_sync(self.tracing.shutdown, abandon_on_cancel=True)
+        if waited.cancelled_caught:
+            log.warning(
+                "tracing.flush_abandoned",
+                flush_timeout_seconds=self.settings.tracing.flush_timeout,
+                detail="spans not exported by then are lost",
+            )
+
+    def _registered(self, kind: str, name: str) -> bool:
+        """Whether a tool or prompt of that name is served now (span names carry only those)."""
+        registry = self.dispatcher.registry
+        found = registry.get(name) if kind == "tool" else registry.prompts.by_key.get(name)
+        return found is not None
 
     async def _serve(self, config: Config, task_status: trio.TaskStatus[list[str]]) -> None:
         async with trio.open_nursery() as nursery:
@@ -321,7 +350,8 @@ class Daemon:
     def deadline(self) -> float:
         """Seconds a stop may take at most, from the signal to the exit."""
         server = self.settings.server
-        return server.shutdown_grace + server.stop_timeout + EXIT_GRACE
+        flush = self.settings.tracing.flush_timeout if self.tracing.enabled else 0.0
+        return server.shutdown_grace + server.stop_timeout + EXIT_GRACE + flush
 
     def exit_now(self, status: int) -> NoReturn:
         """End the process at once (what is left cannot be waited for); logs first."""
@@ -448,7 +478,7 @@ def _restart_needed(running: Settings, new: Settings) -> list[str]:
     """Config tables that changed but take effect only at a restart."""
     return [
         table
-        for table in ("server", "tools", "logging", "metrics")
+        for table in ("server", "tools", "logging", "metrics", "tracing")
         if getattr(running, table) != getattr(new, table)
     ]
 
