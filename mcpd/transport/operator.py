@@ -71,6 +71,8 @@ def metadata_blueprint(document: MetadataDocument, paths: Iterable[str]) -> Blue
 def operator_app(blueprints: Iterable[Blueprint], server: ServerSettings, *, not_found: str) -> App:
     """An ASGI app serving ``blueprints``; any other path is a JSON 404 saying ``not_found``."""
     app = QuartTrio(__name__)
+    # Paths match exactly as configured (both slash forms are registered): no redirects.
+    app.url_map.merge_slashes = False
     app.config.update(
         RESPONSE_TIMEOUT=server.write_timeout,
         BODY_TIMEOUT=server.body_timeout,

@@ -74,6 +74,10 @@ async def test_health_routes_on_an_app_of_their_own() -> None:
         missing = await http.get("/metrics")
         assert missing.status_code == 404
         assert missing.json()["error"]["message"] == "nothing at /metrics"
+        # Paths match as configured, with or without one trailing slash: no redirects.
+        doubled = await http.get("/healthz//")
+        assert doubled.status_code == 404
+        assert doubled.json()["error"]["message"] == "nothing at /healthz//"
 
 
 @pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PURGE"])
