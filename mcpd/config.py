@@ -121,12 +121,22 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingSettings:
+    # OpenTelemetry traces (needs the ``otel`` extra); the exporter, sampler and service name
+    # come from the standard OTEL_* environment variables.
+    enabled: bool = False
+    # At shutdown, spans not yet exported get this long to leave (0: drop them).
+    flush_timeout: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     tools: ToolsSettings = field(default_factory=ToolsSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     plugin: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [plugin.<name>] tables
@@ -309,6 +319,13 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "path": ("path", _path),
             "healthz_path": ("healthz_path", _path),
             "readyz_path": ("readyz_path", _path),
+        },
+    ),
+    "tracing": (
+        TracingSettings,
+        {
+            "enabled": ("enabled", _bool),
+            "flush_timeout_seconds": ("flush_timeout", _number),
         },
     ),
 }

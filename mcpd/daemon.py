@@ -8,9 +8,10 @@ A reload (SIGHUP) re-reads the config and swaps in a freshly loaded plugin regis
 flight finish on the registry they started with. Under systemd the daemon serves the sockets
 it was handed, reports READY/RELOADING/STOPPING, and feeds the watchdog (``mcpd.systemd``).
 
-Health and metrics (``mcpd.transport.health``) are served beside the MCP endpoint, or on a
-listener of their own that starts before the main one and stops after it, so that /readyz
-can be seen saying "not yet" and "draining".
+Health and metrics (``mcpd.transport.health``) are served by the operator app
+(``mcpd.transport.operator``, quart-trio) beside the MCP endpoint, or on a listener of their
+own that starts before the main one and stops after it, so that /readyz can be seen saying
+"not yet" and "draining". The OAuth protected-resource metadata stays on the main listener.
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ import structlog
 import trio
 from hypercorn.config import Config
 
+from mcpd import tracing
 from mcpd.auth.authenticator import Authenticator
 from mcpd.auth.failures import REASONS
 from mcpd.auth.fetch import new_client
+from mcpd.auth.wellknown import MetadataDocument, metadata_routes
 from mcpd.checks import exposure, ignored_plugin_names
 from mcpd.config import ConfigError, Settings, load_settings
 from mcpd.metrics import Metrics
 from mcpd.plugin.isolation import worker_processes
 from mcpd.plugin.loader import count_states
 from mcpd.plugin.registry import Registry, load_registry
-from mcpd.runtime.access import Access
+from mcpd.runtime.access import Access, prompt_item, resource_item, tool_item
 from mcpd.runtime.dispatch import Dispatcher
 from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests, describe
 from mcpd.runtime.loopwatch import watch_loop
@@ -53,9 +56,10 @@ from mcpd.transport import hypercorn_accept, hypercorn_fixes
 from mcpd.transport.app import App, McpApp
 from mcpd.transport.binding import ListenConfig
 from mcpd.transport.endpoint import Endpoint
-from mcpd.transport.health import HealthApp, Readiness, readiness
+from mcpd.transport.health import Readiness, health_blueprint, readiness
 from mcpd.transport.hosts import host_policy
 from mcpd.transport.http_sse import HttpSse
+from mcpd.transport.operator import metadata_blueprint, operator_app
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
@@ -146,12 +150,16 @@ class Daemon:
                 server.sse_path: self.http_sse.serve_sse,
                 server.messages_path: self.http_sse.serve_messages,
             }
-        self.health = HealthApp(
-            settings.metrics, self.metrics, self.readiness, hosts=self._health_hosts()
+        self.operator = self._operator_apps()
+        self.app: App = McpApp(self.endpoint, server.path, routes, other=self.operator)
+        self.tracing = tracing.start(
+            settings.tracing,
+            registered=self._registered,
+            with_messages=settings.logging.log_arguments,
         )
-        if not settings.metrics.listen:
-            routes.update(self.health.routes())
-        self.app = McpApp(self.endpoint, server.path, routes)
+        if self.tracing.enabled:
+            self.endpoint.tracing = self.dispatcher.tracing = self.tracing
+            self.app = tracing.remember_scope(self.app)  # a request's span reads its headers
         self._listening = False
         self._draining = False
         self._drained = trio.Event()
@@ -188,6 +196,41 @@ class Daemon:
             self.notices.uninstall()
             with trio.CancelScope(shield=True):  # closing idle connections never blocks
                 await self._auth_client.aclose()
+            await self._stop_tracing()
+
+    async def _stop_tracing(self) -> None:
+        """Export the spans still buffered, for at most ``[tracing] flush_timeout_seconds``."""
+        if not self.tracing.enabled:
+            return
+        with trio.move_on_after(self.settings.tracing.flush_timeout) as waited:
+            await trio.to_thread.run_sync(self.tracing.shutdown, abandon_on_cancel=True)
+        if waited.cancelled_caught:
+            log.warning(
+                "tracing.flush_abandoned",
+                flush_timeout_seconds=self.settings.tracing.flush_timeout,
+                detail="spans not exported by then are lost",
+            )
+
+    def _scopes_named(self) -> frozenset[str]:
+        """Every scope some served item needs, by plugin or by rule: the protected-resource
+        metadata's ``scopes_supported`` when ``[auth] scopes_supported`` is empty."""
+        registry = self.registry
+        items = [
+            *(tool_item(tool) for tool in registry.tools.values()),
+            *(prompt_item(prompt) for prompt in registry.prompts),
+            *(
+                resource_item(r)
+                for listing in (registry.resources, registry.templates)
+                for r in listing
+            ),
+        ]
+        return self.access.policy.scopes_named(items)
+
+    def _registered(self, kind: str, name: str) -> bool:
+        """Whether a tool or prompt of that name is served now (span names carry only those)."""
+        registry = self.dispatcher.registry
+        found = registry.get(name) if kind == "tool" else registry.prompts.by_key.get(name)
+        return found is not None
 
     async def _serve(self, config: Config, task_status: trio.TaskStatus[list[str]]) -> None:
         async with trio.open_nursery() as nursery:
@@ -230,6 +273,25 @@ class Daemon:
                 # Their tasks would hold the nurseries open forever; everything else is done.
                 self.exit_now(EXIT_ABANDONED)
             nursery.cancel_scope.cancel(reason="daemon stopped")
+
+    def _operator_apps(self) -> App:
+        """The operator app of the main listener (metadata routes, health unless it has a
+        listener of its own); ``self.health``: the app of that listener, if any."""
+        settings = self.settings
+        main = []
+        self.metadata: MetadataDocument | None = None
+        if paths := metadata_routes(settings.auth, settings.server.path):
+            self.metadata = MetadataDocument(settings.auth, self._scopes_named())
+            main.append(metadata_blueprint(self.metadata, paths))
+        health = health_blueprint(
+            settings.metrics, self.metrics, self.readiness, hosts=self._health_hosts()
+        )
+        self.health: App | None = None
+        if settings.metrics.listen:
+            self.health = operator_app([health], settings.server, not_found="nothing")
+        else:
+            main.append(health)
+        return operator_app(main, settings.server, not_found="no MCP endpoint")
 
     async def _serve_health(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
@@ -322,7 +384,8 @@ class Daemon:
     def deadline(self) -> float:
         """Seconds a stop may take at most, from the signal to the exit."""
         server = self.settings.server
-        return server.shutdown_grace + server.stop_timeout + EXIT_GRACE
+        flush = self.settings.tracing.flush_timeout if self.tracing.enabled else 0.0
+        return server.shutdown_grace + server.stop_timeout + EXIT_GRACE + flush
 
     def exit_now(self, status: int) -> NoReturn:
         """End the process at once (what is left cannot be waited for); logs first."""
@@ -397,6 +460,8 @@ class Daemon:
         # Keys added or revoked, new rules and limits: from the next request on.
         self.access.reconfigure(self.settings)
         self.registry = registry
+        if self.metadata is not None:  # turning OAuth on or off needs a restart
+            self.metadata.update(self.settings.auth, self._scopes_named())
         self.dispatcher.swap_registry(registry)
         self.metrics.plugins_loaded(registry.plugins, len(registry.tools))
         log.info(
@@ -460,7 +525,7 @@ def _restart_needed(running: Settings, new: Settings) -> list[str]:
     """Config tables that changed but take effect only at a restart."""
     return [
         table
-        for table in ("server", "tools", "logging", "metrics")
+        for table in ("server", "tools", "logging", "metrics", "tracing")
         if getattr(running, table) != getattr(new, table)
     ]
 

@@ -1,9 +1,9 @@
-"""The metrics registry, the readiness rule, the health app in-process, and the [metrics] config."""
+"""The metrics registry, the readiness rule and the [metrics] config (the health routes over HTTP:
+``tests/transport/test_operator.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY, generate_latest
@@ -19,7 +19,7 @@ from mcpd.runtime.flights import (
     SESSION_EXPIRED,
     SHUTDOWN,
 )
-from mcpd.transport.health import HealthApp, Readiness, readiness
+from mcpd.transport.health import readiness
 
 
 def values(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -122,43 +122,6 @@ def test_readiness(
     assert state.body()["status"] == ("ready" if reason is None else "not_ready")
     if reason is not None:
         assert reason in state.body()["reasons"][0]
-
-
-async def asgi(
-    app: Any, method: str, path: str, accept: str = ""
-) -> tuple[int, dict[str, str], bytes]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    headers = [(b"accept", accept.encode())] if accept else []
-    await app({"type": "http", "method": method, "path": path, "headers": headers}, receive, send)
-    start = sent[0]
-    head = {k.decode(): v.decode() for k, v in start["headers"]}
-    return start["status"], head, b"".join(m.get("body", b"") for m in sent[1:])
-
-
-async def test_the_health_app_on_its_own() -> None:
-    settings = MetricsSettings(path="/prom")
-    state = Readiness()
-    app = HealthApp(settings, Metrics(), lambda: state)
-    assert (await asgi(app, "GET", "/healthz"))[0] == 200
-    assert (await asgi(app, "GET", "/readyz/"))[0] == 200
-    status, head, body = await asgi(app, "GET", "/prom")
-    assert status == 200
-    assert head["content-type"].startswith("text/plain; version=0.0.4")
-    assert b"mcp_server_operation_duration_seconds" in body
-    _, head, _ = await asgi(app, "GET", "/prom", accept="application/openmetrics-text")
-    assert head["content-type"].startswith("application/openmetrics-text")
-    status, head, _ = await asgi(app, "PUT", "/prom")
-    assert (status, head["allow"]) == (405, "GET")
-    assert (await asgi(app, "GET", "/metrics"))[0] == 404
-    state = Readiness(("draining: the daemon is shutting down",))
-    assert (await asgi(app, "GET", "/readyz"))[0] == 503
 
 
 def test_metrics_config(tmp_path: Path) -> None:

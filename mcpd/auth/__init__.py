@@ -10,7 +10,8 @@ The room is built in layers, pure logic apart from I/O:
   ``jwks_uri`` from the issuer; ``fetch`` is the bounded JSON-over-HTTP both use.
 - ``introspection``: RFC 7662 for opaque tokens.
 - ``challenge`` and ``metadata``: the ``WWW-Authenticate`` challenges and the RFC 9728
-  protected-resource metadata document; ``wellknown`` serves it (raw ASGI).
+  protected-resource metadata document; ``wellknown`` holds the document the operator app
+  serves (``mcpd.transport.operator``).
 - ``authenticator``: the one entry point the endpoint calls, ``authenticate(headers, client)``;
   ``failures``: the closed set of reasons it refuses for (a metric label).
 - ``policy``: per tool/resource/prompt decisions (allowed, denied for scopes, hidden).

@@ -42,6 +42,10 @@ def _anonymous(client: str | None) -> Anonymous:
     return anonymous(client)
 
 
+def _ignore(_: str) -> None:
+    return
+
+
 class Forbidden(McpError):
     """The principal lacks scopes for the item (HTTP 403 ``insufficient_scope``)."""
 
@@ -59,11 +63,13 @@ class Access:
     def __init__(
         self,
         settings: Settings,
-        authenticator: Authenticator,
+        authenticator: Authenticator | None = None,
         *,
-        on_auth_failure: Callable[[str], None],
-        on_limit: Callable[[LimitName], None],
+        on_auth_failure: Callable[[str], None] = _ignore,
+        on_limit: Callable[[LimitName], None] = _ignore,
     ) -> None:
+        if authenticator is None:  # without OAuth no HTTP client is needed (tests, mode none)
+            authenticator = Authenticator(settings.auth)
         self.authenticator = authenticator
         self.limits = Limits(settings.limits, on_reject=on_limit)
         self.auditor = Auditor()

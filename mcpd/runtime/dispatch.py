@@ -52,6 +52,7 @@ from mcpd.runtime.inputs import (
     input_required_result,
 )
 from mcpd.runtime.notices import LIST_KINDS, Notices
+from mcpd.tracing import NO_TRACING, Tracing
 
 log = structlog.get_logger("mcpd.calls")
 
@@ -61,6 +62,8 @@ Handler = Callable[[Call], Awaitable[dict[str, Any]]]
 
 class Dispatcher:
     """Routes a ``Call`` to its method handler against the current plugin registry."""
+
+    tracing: Tracing = NO_TRACING  # the daemon sets its own (mcpd.tracing)
 
     def __init__(
         self,
@@ -246,6 +249,8 @@ class Dispatcher:
         started = time.perf_counter()
         outcome = "cancelled"
         self._metrics.tool_calls_in_flight += 1
+        # The tool's span, current while its code runs (a plugin's own spans nest in it).
+        span = self.tracing.tool(tool.name) if self.tracing.enabled else None
         try:
             with trio.move_on_after(timeout) as channel.limit:
                 try:
@@ -262,6 +267,8 @@ class Dispatcher:
             outcome = "timeout"
             return error_result(f"tool {tool.name} timed out after {timeout:g}s and was cancelled")
         finally:
+            if span is not None:
+                span.end(outcome)
             channel.close()
             seconds = time.perf_counter() - started
             self._metrics.tool_calls_in_flight -= 1
@@ -301,6 +308,8 @@ class Dispatcher:
 
     def _plugin_failed(self, event: str, error: BaseException, kind: str, key: str) -> None:
         """Log, once, a failure of plugin code that was contained to its call."""
+        if self.tracing.enabled:
+            self.tracing.failed(error)
         origin = self.registry.origin(kind, key)
         log.error(
             event,

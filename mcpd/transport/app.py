@@ -1,8 +1,9 @@
 """The raw ASGI application: lifespan, and routing to the MCP endpoint.
 
-quart-trio costs 0.25-0.35 ms per request, so the MCP path is served by plain ASGI. Other
-routes (the 2024-11-05 transport, health and metrics) are plain ASGI too; anything else
-answers a JSON 404.
+quart-trio costs 0.25-0.35 ms per request, so the MCP path is served by plain ASGI, and so
+is the 2024-11-05 transport. Every other path, and the lifespan protocol, go to the operator
+app (``mcpd.transport.operator``: health, metrics, auth metadata, the JSON 404); without one,
+anything else answers a JSON 404 here.
 """
 
 from __future__ import annotations
@@ -25,9 +26,15 @@ class McpApp:
     """ASGI entry point handed to hypercorn."""
 
     def __init__(
-        self, endpoint: Endpoint, path: str, routes: Mapping[str, App] | None = None
+        self,
+        endpoint: Endpoint,
+        path: str,
+        routes: Mapping[str, App] | None = None,
+        *,
+        other: App | None = None,
     ) -> None:
         self._endpoint = endpoint
+        self._other = other
         self._paths = path_variants(path)
         # Other paths (the 2024-11-05 transport's), with and without a trailing slash.
         self._routes = {
@@ -44,10 +51,15 @@ class McpApp:
                 await self._endpoint(scope, receive, send)
             elif path in self._routes:
                 await self._routes[path](scope, receive, send)
+            elif self._other is not None:
+                await self._other(scope, receive, send)
             else:
                 await reject(send, NotFound(f"no MCP endpoint at {path}"))
         elif kind == "lifespan":
-            await serve_lifespan(receive, send)
+            if self._other is not None:  # it completes the protocol for both
+                await self._other(scope, receive, send)
+            else:
+                await serve_lifespan(receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1003})
 

@@ -77,6 +77,7 @@ from mcpd.runtime.flights import (
     fly,
 )
 from mcpd.runtime.sessions import Session, SessionManager
+from mcpd.tracing import NO_TRACING, Tracing, Work
 from mcpd.transport.asgi_io import (
     CLOSE,
     ClientGone,
@@ -103,6 +104,8 @@ _SHUT_DOWN = ServerUnavailable("the daemon shut down before the request complete
 
 class Endpoint:
     """Serves ``settings.path`` for POST, GET and DELETE."""
+
+    tracing: Tracing = NO_TRACING  # the daemon sets its own (mcpd.tracing)
 
     def __init__(
         self,
@@ -486,7 +489,10 @@ class Endpoint:
             )
         started = perf_counter()
         done: Done[dict[str, Any]] = Done()
-        await fly(call.flight, partial(self._dispatcher.handle, call), done)
+        work: Work = partial(self._dispatcher.handle, call)
+        if self.tracing.enabled:  # the request's SERVER span around the work
+            work = self.tracing.server(call, work)
+        await fly(call.flight, work, done)
         if request.method in AUDITED:
             self._audit(call, done, perf_counter() - started)
         if call.flight.abandoned:  # answered with a terminal error while it would not stop

@@ -1,10 +1,10 @@
-"""Health and metrics over HTTP: ``GET /healthz``, ``/readyz`` and ``/metrics`` (paths from config).
+"""Health and metrics: what ``GET /healthz``, ``/readyz`` and ``/metrics`` answer (paths from
+config), as a Blueprint of the operator app (``mcpd.transport.operator``).
 
-Plain ASGI like the MCP endpoint (these are polled often and must stay cheap). They are
-served beside the MCP endpoint, or alone on a listener of their own. They change nothing and
-reveal no secrets (no config values, no tool arguments; counts, states and registered tool
-names only), so no Origin check applies (scrapers send none). The Host check does: without it
-a DNS-rebinding page could read ``/metrics`` from a loopback-only daemon.
+They change nothing and reveal no secrets (no config values, no tool arguments; counts,
+states and registered tool names only), so no Origin check applies (scrapers send none). The
+Host check does: without it a DNS-rebinding page could read ``/metrics`` from a loopback-only
+daemon. They answer GET only: 405 with ``Allow: GET`` and a JSON body otherwise.
 """
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.exposition import choose_encoder
+from quart import Blueprint, Response, request
 
 from mcpd.config import MetricsSettings
 from mcpd.metrics import Metrics
 from mcpd.protocol.errors import McpError
 from mcpd.protocol.headers import check_host
 from mcpd.protocol.jsonrpc import dumps
-from mcpd.transport.app import App, NotFound, path_variants, serve_lifespan
-from mcpd.transport.asgi_io import Receive, Scope, header_map, reject
-from mcpd.transport.exchange import JSON_HEADERS, Send, send_response
-
-_ALLOW_GET = [(b"allow", b"GET")]
+from mcpd.transport.app import path_variants
+from mcpd.transport.operator import ANY_METHOD, JSON, protocol_error, request_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,82 +63,57 @@ def readiness(
     return Readiness(tuple(reasons), {"plugins": dict(plugins), **counts})
 
 
-class HealthApp:
-    """The three endpoints, as routes for the main app or as an ASGI app of their own."""
+def not_allowed(method: str) -> Response:
+    """The 405 of a GET-only route."""
+    body = dumps({"error": f"{method} is not allowed here; use GET"})
+    return Response(body, 405, {"content-type": JSON, "allow": "GET"})
 
-    def __init__(
-        self,
-        settings: MetricsSettings,
-        metrics: Metrics,
-        probe: Callable[[], Readiness],
-        hosts: frozenset[str] | None = frozenset(),
-    ) -> None:
-        self._metrics = metrics
-        self._probe = probe
-        # Host values accepted besides loopback names; None: no Host check (see host_policy).
-        self._hosts = hosts
-        self._routes: dict[str, App] = {
-            settings.healthz_path: self._checked(self._healthz),
-            settings.readyz_path: self._checked(self._readyz),
-            settings.path: self._checked(self._scrape),
-        }
-        self._lookup = {
-            variant: app for path, app in self._routes.items() for variant in path_variants(path)
-        }
 
-    def routes(self) -> dict[str, App]:
-        return dict(self._routes)
+def health_blueprint(
+    settings: MetricsSettings,
+    metrics: Metrics,
+    probe: Callable[[], Readiness],
+    hosts: frozenset[str] | None = frozenset(),
+) -> Blueprint:
+    """The three endpoints. ``hosts``: Host values accepted besides loopback names; None: no
+    Host check (see ``mcpd.transport.endpoint.host_policy``)."""
+    blueprint = Blueprint("health", __name__)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a listener of its own: these paths only, 404 for anything else."""
-        if scope["type"] == "http":
-            route = self._lookup.get(scope["path"])
-            if route is None:
-                await reject(send, NotFound(f"nothing at {scope['path']}"))
-            else:
-                await route(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await serve_lifespan(receive, send)
-        elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1003})
-
-    def _checked(self, route: App) -> App:
-        """``route`` behind the Host check (421 for a name this daemon does not serve)."""
-        hosts = self._hosts
+    @blueprint.before_request
+    async def host_checked() -> Response | None:
         if hosts is None:
-            return route
+            return None
+        try:
+            check_host(request_header("host"), hosts)
+        except McpError as exc:
+            metrics.rejected(exc.http_status)
+            return protocol_error(exc)
+        return None
 
-        async def checked(scope: Scope, receive: Receive, send: Send) -> None:
-            try:
-                check_host(header_map(scope).get("host"), hosts)
-            except McpError as exc:
-                self._metrics.rejected(exc.http_status)
-                await reject(send, exc)
-                return
-            await route(scope, receive, send)
-
-        return checked
-
-    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def healthz() -> Response:
         # Answering at all proves the event loop runs.
-        if await _get_only(scope, send):
-            await send_response(send, 200, b'{"status":"ok"}')
+        return Response(b'{"status":"ok"}', 200, {"content-type": JSON})
 
-    async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await _get_only(scope, send):
-            state = self._probe()
-            await send_response(send, 200 if state.ready else 503, dumps(state.body()))
+    async def readyz() -> Response:
+        state = probe()
+        return Response(dumps(state.body()), 200 if state.ready else 503, {"content-type": JSON})
 
-    async def _scrape(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await _get_only(scope, send):
-            encode, content_type = choose_encoder(header_map(scope).get("accept", ""))
-            body = encode(self._metrics.registry)
-            await send_response(send, 200, body, [(b"content-type", content_type.encode())])
+    async def scrape() -> Response:
+        encode, content_type = choose_encoder(request_header("accept") or "")
+        return Response(encode(metrics.registry), 200, {"content-type": content_type})
+
+    routes = {settings.healthz_path: healthz, settings.readyz_path: readyz, settings.path: scrape}
+    for path, view in routes.items():
+        guarded = _get_only(view)
+        for variant in path_variants(path):
+            blueprint.add_url_rule(variant, view.__name__, guarded, methods=ANY_METHOD)
+    return blueprint
 
 
-async def _get_only(scope: Scope, send: Send) -> bool:
-    if scope["method"] == "GET":
-        return True
-    body = dumps({"error": f"{scope['method']} is not allowed here; use GET"})
-    await send_response(send, 405, body, [*JSON_HEADERS, *_ALLOW_GET])
-    return False
+def _get_only(view: Callable[[], Any]) -> Callable[[], Any]:
+    async def get_only() -> Response:
+        if request.method != "GET":
+            return not_allowed(request.method)
+        return await view()  # type: ignore[no-any-return]
+
+    return get_only

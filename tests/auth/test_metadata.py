@@ -1,23 +1,19 @@
-"""RFC 9728 metadata (served over real HTTP) and the WWW-Authenticate challenges."""
+"""RFC 9728 metadata (its routes over real HTTP: ``tests/transport/test_operator.py``) and the
+WWW-Authenticate challenges."""
 
 from __future__ import annotations
 
-import logging
-from functools import partial
 from typing import Any
 
 import httpx
-import hypercorn.trio
 import pytest
-import trio
-from hypercorn.config import Config
 
 from mcpd.auth import challenge
 from mcpd.auth.authenticator import Authenticator
 from mcpd.auth.failures import Failure
 from mcpd.auth.metadata import metadata_paths, metadata_url
 from mcpd.auth.settings import AuthSettings
-from mcpd.auth.wellknown import MetadataApp, metadata_routes
+from mcpd.auth.wellknown import MetadataDocument, metadata_routes
 
 RESOURCE = "https://mcp.example.com/mcp"
 ISSUER = "https://idp.example.com"
@@ -51,82 +47,19 @@ def test_metadata_locations() -> None:
 
 
 def test_no_metadata_in_keys_only_mode_or_mode_none() -> None:
-    app = MetadataApp(settings())
-    assert metadata_routes(settings("keys"), "/mcp", app) == {}
-    assert metadata_routes(settings("none"), "/mcp", app) == {}
-    assert set(metadata_routes(settings("keys+oauth"), "/mcp", app)) == {
+    assert metadata_routes(settings("keys"), "/mcp") == []
+    assert metadata_routes(settings("none"), "/mcp") == []
+    assert set(metadata_routes(settings("keys+oauth"), "/mcp")) == {
         "/.well-known/oauth-protected-resource",
         "/.well-known/oauth-protected-resource/mcp",
     }
 
 
-async def serve_routes(
-    routes: dict[str, Any], requests: list[tuple[str, str]]
-) -> list[httpx.Response]:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await routes[scope["path"]](scope, receive, send)
-
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    # hypercorn's default "-" logs would rewire the process-wide "hypercorn.error" logger.
-    config.accesslog = None
-    config.errorlog = logging.getLogger("mcpd.tests.hypercorn")
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        [base] = await nursery.start(
-            partial(hypercorn.trio.serve, app, config, shutdown_trigger=stop.wait)
-        )
-        try:
-            async with httpx.AsyncClient(base_url=base) as client:
-                return [
-                    await client.request(
-                        method, path, headers={"origin": "https://inspector.example"}
-                    )
-                    for method, path in requests
-                ]
-        finally:
-            stop.set()
-
-
-async def test_metadata_document_over_http() -> None:
-    auth = settings(scopes_supported=["probe:read"])
-    routes = metadata_routes(auth, "/mcp", MetadataApp(auth))
-    root, path_form, preflight, post = await serve_routes(
-        routes,
-        [
-            ("GET", "/.well-known/oauth-protected-resource"),
-            ("GET", "/.well-known/oauth-protected-resource/mcp"),
-            ("OPTIONS", "/.well-known/oauth-protected-resource/mcp"),
-            ("POST", "/.well-known/oauth-protected-resource"),
-        ],
-    )
-    expected = {
-        "resource": RESOURCE,
-        "authorization_servers": [ISSUER],
-        "bearer_methods_supported": ["header"],
-        "scopes_supported": ["probe:read"],
-    }
-    for response in (root, path_form):
-        assert response.status_code == 200
-        assert response.headers["content-type"] == "application/json"
-        assert response.headers["access-control-allow-origin"] == "*"
-        assert response.json() == expected
-    assert preflight.status_code == 204
-    assert "mcp-protocol-version" in preflight.headers["access-control-allow-headers"]
-    assert post.status_code == 405
-    assert post.json() == {"error": "method_not_allowed"}
-
-
 def test_metadata_scopes_default_to_what_rules_and_plugins_need() -> None:
     auth = settings()
-    app = MetadataApp(auth, {"probe:write", "probe:read"})
-    assert b'"scopes_supported": ["probe:read", "probe:write"]' in app.body
-    assert b"scopes_supported" not in MetadataApp(auth).body
+    document = MetadataDocument(auth, {"probe:write", "probe:read"})
+    assert b'"scopes_supported": ["probe:read", "probe:write"]' in document.body
+    assert b"scopes_supported" not in MetadataDocument(auth).body
 
 
 @pytest.mark.parametrize(
