@@ -130,7 +130,8 @@ class Elicit:
     def interpret(self, result: dict[str, Any]) -> Elicitation:
         action = result.get("action")
         if action not in ("accept", "decline", "cancel"):
-            raise InputUnavailable(f"the client answered elicitation with action {action!r}")
+            said = "no action" if action is None else f"action {action!r}"
+            raise InputUnavailable(f"the client answered elicitation with {said}")
         content = result.get("content")
         return Elicitation(action, content if isinstance(content, dict) else None)
 
