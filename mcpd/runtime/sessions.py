@@ -3,6 +3,11 @@
 A session lives as one task in the ``SessionManager``'s nursery. Ending it (DELETE, idle
 expiry, shutdown) cancels its nursery, so every request of that session is cancelled with the
 reason, and nothing the session started can outlive it.
+
+A session also outlives the process: ``snapshot`` gives what the next process needs to go on
+with it (``mcpd.persist.records.SessionRecord``), and ``SessionManager.restore`` brings it back
+under the same id, with its owner, revision, client, log level, subscriptions, idle deadline,
+event-id counters, GET replay log and queued messages (see ``mcpd.runtime.restart``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,6 +23,7 @@ import structlog
 import trio
 
 from mcpd.metrics import Metrics
+from mcpd.persist.records import ReplayRecord, SessionRecord
 from mcpd.plugin.context import InputUnavailable
 from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFound
 from mcpd.protocol.handshake import Event, Handshake, InitializeParams, Phase
@@ -87,6 +93,7 @@ class Session:
         "limits",
         "log_level",
         "pending",
+        "principal",
         "resumable",
         "streams",
         "subscriptions",
@@ -103,6 +110,8 @@ class Session:
         self.capabilities = init.capabilities
         self.client_info = init.client_info
         self.handshake = Handshake()
+        # Who the session belongs to: the principal's stable key (None: anonymous, no auth).
+        self.principal: str | None = None
         self.log_level: str = DEFAULT_LOG_LEVEL
         self.flights: dict[RequestId, Flight] = {}
         self.streams = 0  # open GET streams
@@ -194,6 +203,61 @@ class Session:
     def touch(self) -> None:
         """Record activity, which pushes the idle expiry out."""
         self._last_active = trio.current_time()
+
+    # -- surviving the process --------------------------------------------------------------
+
+    def snapshot(self, wall_now: float) -> SessionRecord:
+        """What the next process needs to go on with this session, at wall-clock ``wall_now``.
+
+        A busy session (a request running, a GET stream open) has its whole idle timeout
+        ahead of it: it is active right up to the shutdown.
+        """
+        remaining = self._idle_timeout if self.busy else self._expires_at() - trio.current_time()
+        get_log = self._get_log
+        return SessionRecord(
+            id=self.id,
+            principal=self.principal,
+            protocol_version=self.version,
+            client_capabilities=self.capabilities,
+            client_info=self.client_info,
+            log_level=self.log_level,
+            subscriptions=tuple(sorted(self.subscriptions)),
+            initialized=self.handshake.phase is Phase.READY,
+            idle_deadline=wall_now + max(0.0, remaining),
+            post_streams=self._stream_count,
+            client_requests=self._asked,
+            get_stream=None if get_log is None else _replay_record(get_log),
+            outbox=tuple(self._outbox.pending()) if self._outbox is not None else (),
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        record: SessionRecord,
+        wall_now: float,
+        idle_timeout: float,
+        limits: SessionLimits = DEFAULT_LIMITS,
+    ) -> Session:
+        """The session ``record`` describes, as it was (its idle deadline counted in wall
+        time, and never beyond ``idle_timeout`` from now)."""
+        version = record.protocol_version
+        init = InitializeParams(version, version, record.client_capabilities, record.client_info)
+        session = cls(init, idle_timeout, limits)
+        session.id = record.id
+        session.principal = record.principal
+        session.log_level = record.log_level
+        session.subscriptions = set(record.subscriptions)
+        if record.initialized:
+            session.handshake.phase = Phase.READY
+        session._stream_count = record.post_streams
+        session._asked = record.client_requests
+        remaining = min(idle_timeout, record.idle_deadline - wall_now)
+        session._last_active = trio.current_time() + remaining - idle_timeout
+        if record.get_stream is not None:
+            session._get_log = _event_log(record.get_stream, limits.replay_log_bytes)
+        for message in record.outbox:
+            session.post(message)
+        return session
 
     # -- requests -------------------------------------------------------------------------
 
@@ -361,6 +425,16 @@ class Session:
         return {"id": self.id, "version": self.version, "in_flight": len(self.flights)}
 
 
+def _replay_record(log: EventLog) -> ReplayRecord:
+    events = tuple((number, framed.decode()) for number, framed in log.kept())
+    return ReplayRecord(log.seq, events)
+
+
+def _event_log(record: ReplayRecord, max_bytes: int) -> EventLog:
+    events = [(number, framed.encode()) for number, framed in record.events]
+    return EventLog.resumed("g", record.seq, events, max_bytes=max_bytes)
+
+
 async def _withdraw(outbound: Outbound, request_id: RequestId) -> None:
     """Tell the client we no longer want an answer; best effort, briefly, even if cancelled."""
     notice = notification_message(
@@ -419,6 +493,27 @@ class SessionManager(NurseryHost):
             self._notices.discard(session)
             self._sessions.pop(session.id, None)
             self._metrics.session_ended(session.version, trio.current_time() - started)
+
+    async def restore(self, records: Iterable[SessionRecord], wall_now: float) -> list[Session]:
+        """Bring back the sessions of a previous process (see ``Session.restore``); the ones
+        brought back. An id already in use, or records beyond ``max_sessions``, are skipped."""
+        if self._nursery is None:
+            raise ServerUnavailable("sessions are not being served")
+        restored: list[Session] = []
+        for record in records:
+            if len(self._sessions) >= self._max:
+                break
+            if record.id in self._sessions:
+                continue
+            session = Session.restore(record, wall_now, self._idle_timeout, self._limits)
+            self._sessions[session.id] = session
+            await self._nursery.start(self._own, session)
+            restored.append(session)
+        return restored
+
+    def snapshot(self, wall_now: float) -> list[SessionRecord]:
+        """Every live session, as the next process needs it (see ``Session.snapshot``)."""
+        return [s.snapshot(wall_now) for s in self._sessions.values() if not s.closing]
 
     def get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
