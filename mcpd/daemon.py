@@ -68,7 +68,8 @@ HYPERCORN_GRACE = 5.0
 SESSIONS_GRACE = 2.0
 # Writing the sessions for the next process (a thread: encoding, fsync).
 SAVE_GRACE = 2.0
-EXIT_GRACE = SESSIONS_GRACE + SAVE_GRACE + HYPERCORN_GRACE
+# Connections idle at the drain's start get this long to bring a last request (lean_h11).
+EXIT_GRACE = SESSIONS_GRACE + SAVE_GRACE + HYPERCORN_GRACE + lean_h11.DRAIN_LINGER
 # Exit statuses of a stop that had to give up on something.
 EXIT_ABANDONED = 3  # calls that would not stop were abandoned
 EXIT_FORCED = 4  # the event loop itself did not get through the stop in time
@@ -312,7 +313,12 @@ class Daemon:
                 " the terminal error and the daemon exits without them",
             )
         # Every request has its answer or its terminal error now: what is left of the
-        # sessions is what the next process takes over.
+        # sessions is what the next process takes over. Connections idle since before the
+        # drain may still bring a request (lean_h11.DRAIN_LINGER): let them, then refuse
+        # the rest (503), so that no request meets a session saved for the next process.
+        if self._http_config is not None:
+            await lean_h11.wait_lingering(self._http_config)
+        self.tracker.accepting = False
         with trio.move_on_after(SAVE_GRACE):
             lists = list_digests(self.registry)
             await self.restart.save(self.sessions, self.dispatcher.states, lists, interrupted)
