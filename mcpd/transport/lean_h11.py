@@ -63,11 +63,10 @@ _settings = {"write_timeout": 30.0}
 class Drain:
     """Per server config: whether the daemon is draining, and the idle connections to close."""
 
-    __slots__ = ("began", "draining", "idle")
+    __slots__ = ("draining", "idle")
 
     def __init__(self) -> None:
         self.draining = False
-        self.began = 0.0
         self.idle: weakref.WeakSet[IdleDeadline] = weakref.WeakSet()
 
 
@@ -86,20 +85,20 @@ def begin_drain(config: Config) -> None:
     and close once idle; idle ones close at once. The listener keeps accepting."""
     drain = drain_state(config)
     drain.draining = True
-    drain.began = trio.current_time()
     for idle in list(drain.idle):
         idle.terminate()
 
 
 async def wait_lingering(config: Config) -> None:
     """Return once no connection drained by ``begin_drain`` still waits for a last request
-    (``DRAIN_LINGER`` after the drain began at most): after this, a request can only come
-    on a connection that was told ``Connection: close`` (or a new one)."""
+    (``DRAIN_LINGER`` from now at most), so that a request its client sent without knowing
+    of the drain has been answered (those ended late in the drain, by a call cut at the
+    stop, are waited for too)."""
     drain = drain_state(config)
     if not drain.draining:
         return
     latest = max((idle.deadline for idle in drain.idle if idle.armed), default=0.0)
-    await trio.sleep_until(min(latest, drain.began + DRAIN_LINGER))
+    await trio.sleep_until(min(latest, trio.current_time() + DRAIN_LINGER))
 
 
 def install(*, write_timeout: float) -> None:
