@@ -153,7 +153,7 @@ class RestartState:
         if store is None or self.keyring is None:
             return []
         if not self._server.persist_sessions:
-            await trio.to_thread.run_sync(store.remove_state)
+            await trio.to_thread.run_sync(_discard, store)
             return []
         document = await trio.to_thread.run_sync(self._take_document, store, self.keyring)
         if document is None:
@@ -187,6 +187,9 @@ class RestartState:
             return None
         except StoreError as exc:
             _reject(store, "unreadable", str(exc))
+            return None
+        except Exception as exc:  # whatever else a damaged file causes: never fatal at start
+            _reject(store, "unreadable", f"{type(exc).__name__} while reading it")
             return None
         try:
             # Taken: a crash of this process must not bring back sessions that ended since.
@@ -254,6 +257,14 @@ def _tell_changed_lists(
         for kind in changed:
             session.list_changed(kind)
     return changed
+
+
+def _discard(store: StateStore) -> None:
+    """``persist_sessions = false``: a state file left by an earlier run is not used."""
+    try:
+        store.remove_state()
+    except StoreError as exc:
+        log.error("state.not_removed", error=str(exc))
 
 
 def _reject(store: StateStore, reason: str, detail: str) -> None:

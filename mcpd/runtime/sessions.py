@@ -25,7 +25,12 @@ import trio
 from mcpd.metrics import Metrics
 from mcpd.persist.records import ReplayRecord, SessionRecord
 from mcpd.plugin.context import InputUnavailable
-from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFound
+from mcpd.protocol.errors import (
+    InvalidParams,
+    InvalidRequest,
+    ServerUnavailable,
+    SessionNotFound,
+)
 from mcpd.protocol.handshake import Event, Handshake, InitializeParams, Phase
 from mcpd.protocol.jsonrpc import (
     JsonObject,
@@ -36,6 +41,7 @@ from mcpd.protocol.jsonrpc import (
 )
 from mcpd.protocol.meta import check_log_level
 from mcpd.protocol.resume import LOG_BYTES, EventLog
+from mcpd.protocol.revisions import LEGACY_VERSIONS
 from mcpd.runtime.flights import SESSION_EXPIRED, Flight, NurseryHost
 from mcpd.runtime.mailbox import Mailbox
 from mcpd.runtime.notices import ListKind, Notices
@@ -245,7 +251,8 @@ class Session:
         session = cls(init, idle_timeout, limits)
         session.id = record.id
         session.principal = record.principal
-        session.log_level = record.log_level
+        with contextlib.suppress(InvalidParams):  # a level this build does not know: default
+            session.set_log_level(record.log_level)
         session.subscriptions = set(record.subscriptions)
         if record.initialized:
             session.handshake.phase = Phase.READY
@@ -496,15 +503,16 @@ class SessionManager(NurseryHost):
 
     async def restore(self, records: Iterable[SessionRecord], wall_now: float) -> list[Session]:
         """Bring back the sessions of a previous process (see ``Session.restore``); the ones
-        brought back. An id already in use, or records beyond ``max_sessions``, are skipped."""
+        brought back. An id already in use, a revision not spoken here, or records beyond
+        ``max_sessions`` are skipped."""
         if self._nursery is None:
             raise ServerUnavailable("sessions are not being served")
         restored: list[Session] = []
         for record in records:
             if len(self._sessions) >= self._max:
                 break
-            if record.id in self._sessions:
-                continue
+            if record.id in self._sessions or record.protocol_version not in LEGACY_VERSIONS:
+                continue  # taken, or a revision this build does not speak (a downgrade)
             session = Session.restore(record, wall_now, self._idle_timeout, self._limits)
             self._sessions[session.id] = session
             await self._nursery.start(self._own, session)

@@ -19,7 +19,7 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
-from mcp.types import ToolListChangedNotification
+from mcp.types import ElicitResult, ToolListChangedNotification
 from support.client import Legacy, modern_post
 from support.daemon import Daemon
 from support.restarts import HeldSocket, SocketActivate, free_port, restart_config, wait_until
@@ -177,3 +177,27 @@ def test_pooled_clients_lose_nothing_across_a_socket_activated_restart(
     finally:
         for daemon in second:
             assert daemon.stop() == 0
+
+
+def test_the_python_sdk_client_on_2026_goes_on_across_a_restart(
+    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+) -> None:
+    """No session to keep: each request stands alone, input rounds included."""
+    config = config_for(tmp_path, markers, 0)
+    daemons = Restarter(lambda: held.start(config, plugin_site))
+
+    async def on_elicit(context: Any, params: Any) -> ElicitResult:
+        return ElicitResult(action="accept", content={"name": "Grace"})
+
+    async def session() -> list[str]:
+        async with Client(held.url, mode="2026-07-28", elicitation_callback=on_elicit) as client:
+            before = await client.call_tool("echo", {"text": "before"})
+            await anyio.to_thread.run_sync(daemons.restart)
+            after = await client.call_tool("echo", {"text": "after"})
+            asked = await client.call_tool("ask_name", {})
+            return [r.content[0].text for r in (before, after, asked)]
+
+    try:
+        assert anyio.run(session, backend="asyncio") == ["before", "after", "accept:Grace"]
+    finally:
+        daemons.stop()
