@@ -236,7 +236,9 @@ class RestartState:
         except StoreError as exc:
             log.error("state.save_failed", error=str(exc), sessions=len(document.sessions))
             return
-        _saved(store, encoded, len(document.sessions))
+        # A POST stream kept for a late resume is not carried over: a resume of it gets 410.
+        streams = sum(len(session.resumable) for session in sessions if not session.closing)
+        _saved(store, encoded, len(document.sessions), streams)
 
     @staticmethod
     def _write(store: StateStore, document: StateDocument, key: bytes, budget: Budget) -> Encoded:
@@ -283,7 +285,7 @@ def _reject(store: StateStore, reason: str, detail: str) -> None:
     )
 
 
-def _saved(store: StateStore, encoded: Encoded, live: int) -> None:
+def _saved(store: StateStore, encoded: Encoded, live: int, streams: int) -> None:
     left_out = encoded.too_large + encoded.over_budget
     (log.warning if left_out or encoded.nonces_dropped else log.info)(
         "state.saved",
@@ -295,4 +297,5 @@ def _saved(store: StateStore, encoded: Encoded, live: int) -> None:
         too_large=encoded.too_large,
         over_budget=encoded.over_budget,
         nonces_dropped=encoded.nonces_dropped,
+        post_streams_not_kept=streams,
     )

@@ -158,15 +158,33 @@ def test_a_request_cut_by_the_stop_ends_with_its_terminal_error(
         lines = response.iter_lines()
         assert any(line.startswith("data:") for line in lines)  # the tool runs: progress
         first.signal()
-        events = [line for line in lines if line.startswith("data:")]
+        rest = list(lines)
+    events = [line for line in rest if line.startswith("data:")]
+    ids = [line.removeprefix("id:").strip() for line in rest if line.startswith("id:")]
     assert '"code":-32000' in events[-1].replace(" ", "")
     lost = first.wait_for("state.requests_lost")
     assert lost["requests"] == 1
     assert lost["calls"][0]["tool"] == "slow"
+    # Its stream, kept for a late resume, is not carried over (and the log says so).
+    assert first.wait_for("state.saved")["post_streams_not_kept"] == 1
     assert first.wait() == 0
     second = runs.start()
     assert second.wait_for("state.restored")["sessions"] == 1
     assert session.call("echo", {"text": "still here"})["content"][0]["text"] == "still here"
+    # A resume of the cut stream is told it is gone; its id names no new stream either.
+    resume = http.get(
+        second.url,
+        headers=session.headers(accept="text/event-stream", **{"last-event-id": ids[-1]}),
+    )
+    assert resume.status_code == 410
+    assert ids[-1].startswith("p1.")
+    later = session.request(
+        "tools/call",
+        {"name": "slow", "arguments": {"seconds": 0.2, "tag": "t"}, "_meta": {"progressToken": 1}},
+    )
+    later_ids = [line[3:].strip() for line in later.text.splitlines() if line.startswith("id:")]
+    assert later_ids
+    assert all(i.startswith("p2.") for i in later_ids)
 
 
 @pytest.mark.parametrize(
