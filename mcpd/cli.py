@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mcpd import cli_inspect, install_clients
+from mcpd import cli_inspect, cli_state, install_clients
 from mcpd._version import __version__
 from mcpd.cli_inspect import EXIT_CONFIG
 from mcpd.config import ConfigError, LoadedConfig, Settings, load_config
@@ -53,7 +53,29 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(install)
     install_clients.add_arguments(install)
     _auth_commands(commands)
+    _state_commands(commands)
     return parser
+
+
+def _state_commands(commands: Any) -> None:
+    state = commands.add_parser(
+        "state", help="the state directory: sessions and keys kept across restarts"
+    ).add_subparsers(dest="action", required=True)
+    show = state.add_parser("show", help="where the state is, its keys (by id), a waiting file")
+    rotate = state.add_parser(
+        "rotate-key",
+        help="a new 2026 requestState key; the old one still opens its states for "
+        "input_timeout_seconds (a running daemon uses it after a reload)",
+    )
+    for parser in (show, rotate):
+        _config_option(parser)
+        parser.add_argument(
+            "--state-dir",
+            type=Path,
+            metavar="DIR",
+            help="the state directory (default: [server] state_dir, else $STATE_DIRECTORY)",
+        )
+    show.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _auth_commands(commands: Any) -> None:
@@ -122,6 +144,10 @@ def _command(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         return install_clients.install(args, loaded.settings, os.environ)
     if args.command == "tools":
         return cli_inspect.tools_list(loaded.settings, as_json=args.json)
+    if args.command == "state":
+        if args.action == "rotate-key":
+            return cli_state.rotate_key(loaded.settings, args.state_dir)
+        return cli_state.show(loaded.settings, args.state_dir, as_json=args.json)
     return cli_inspect.plugins_list(loaded.settings, as_json=args.json)
 
 

@@ -80,6 +80,13 @@ class ServerSettings:
     # the PEM text itself; both empty = plain HTTP.
     tls_certificate: str = ""
     tls_private_key: str = ""
+    # Where sessions and keys survive a restart (see mcpd.persist.store): this directory, else
+    # $STATE_DIRECTORY (systemd's StateDirectory=), else none: nothing survives.
+    state_dir: str = ""
+    persist_sessions: bool = True  # false: keys only; sessions end with the process
+    state_max_bytes: int = 16 * 1024 * 1024  # the whole state file
+    state_session_bytes: int = 64 * 1024  # one session's entry (replay events cut first)
+    state_max_age: float = 3600.0  # a state file older than this at start is not used
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +96,8 @@ class ToolsSettings:
     # How long a call may wait for the client's answer to elicitation, sampling or roots,
     # and how long a 2026 requestState stays valid.
     input_timeout: float = 600.0
-    # Seals 2026 requestState tokens; empty = a random key per daemon process (a restart
-    # then invalidates open input rounds). Set it (as a secret) to survive restarts.
+    # Seals 2026 requestState tokens; empty = the key kept in the state directory (made once,
+    # rotated by `mcpd state rotate-key`), or a random key per process without one.
     request_state_key: str = ""
     # Tools with isolation="process": at most this many worker processes run calls at once
     # (0 = one per CPU); an idle worker exits after worker_idle_timeout seconds.
@@ -235,6 +242,12 @@ def _text(value: Any, where: str) -> str:
     return value  # a Secret stays a Secret
 
 
+def _directory(value: Any, where: str) -> str:
+    if not isinstance(value, str) or (value and not value.startswith("/")):
+        raise _fail(where, f'expected an absolute directory path or "", got {value!r}')
+    return value
+
+
 def _path(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise _fail(where, f"expected a URL path starting with '/', got {value!r}")
@@ -287,6 +300,11 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "trusted_proxies": ("trusted_proxies", _networks),
             "tls_certificate": ("tls_certificate", _text),
             "tls_private_key": ("tls_private_key", _text),
+            "state_dir": ("state_dir", _directory),
+            "persist_sessions": ("persist_sessions", _bool),
+            "state_max_bytes": ("state_max_bytes", _positive_int),
+            "state_session_bytes": ("state_session_bytes", _positive_int),
+            "state_max_age_seconds": ("state_max_age", _positive_number),
         },
     ),
     "tools": (

@@ -1,8 +1,11 @@
 """The daemon: one trio process owning hypercorn, the plugin registry, sessions and requests.
 
 Shutdown drains in order: refuse new requests, give in-flight calls up to the grace period,
-cancel what is left with a terminal error event, end the sessions, and only then let
-hypercorn stop, so that nothing of ours is cut mid-stream by hypercorn's own deadline.
+cancel what is left with a terminal error event, save the sessions for the next process
+(``mcpd.runtime.restart``), end them, and only then let hypercorn stop, so that nothing of
+ours is cut mid-stream by hypercorn's own deadline. From the drain's start every response
+says ``Connection: close`` and idle keep-alive connections are closed, so no client sends a
+request onto a connection that is about to go away.
 
 A reload (SIGHUP) re-reads the config and swaps in a freshly loaded plugin registry; calls in
 flight finish on the registry they started with. Under systemd the daemon serves the sockets
@@ -49,10 +52,11 @@ from mcpd.runtime.dispatch import Dispatcher
 from mcpd.runtime.flights import SHUTDOWN, FlightTracker, StatelessRequests, describe
 from mcpd.runtime.loopwatch import watch_loop
 from mcpd.runtime.notices import Notices
+from mcpd.runtime.restart import RestartState, list_digests
 from mcpd.runtime.sessions import SessionLimits, SessionManager
 from mcpd.startup import endpoint_urls
 from mcpd.systemd import Notifier, ServiceEnvironment, keep_watchdog_fed, take_environment
-from mcpd.transport import hypercorn_accept, hypercorn_fixes
+from mcpd.transport import hypercorn_accept, hypercorn_fixes, lean_h11
 from mcpd.transport.app import App, McpApp
 from mcpd.transport.binding import ListenConfig
 from mcpd.transport.endpoint import Endpoint
@@ -71,7 +75,10 @@ HYPERCORN_GRACE = 5.0
 # Beyond the grace period and the stop timeout, what the rest of a stop may take: sessions
 # ending, hypercorn closing connections. Bounded separately (see ``Daemon.deadline``).
 SESSIONS_GRACE = 2.0
-EXIT_GRACE = SESSIONS_GRACE + HYPERCORN_GRACE
+# Writing the sessions for the next process (a thread: encoding, fsync).
+SAVE_GRACE = 2.0
+# Connections idle at the drain's start get this long to bring a last request (lean_h11).
+EXIT_GRACE = SESSIONS_GRACE + SAVE_GRACE + HYPERCORN_GRACE + lean_h11.DRAIN_LINGER
 # Exit statuses of a stop that had to give up on something.
 EXIT_ABANDONED = 3  # calls that would not stop were abandoned
 EXIT_FORCED = 4  # the event loop itself did not get through the stop in time
@@ -122,6 +129,8 @@ class Daemon:
             counter=self.access.limits,
         )
         self.metrics.watch(in_flight=self.tracker.__len__, sessions=self.sessions.__len__)
+        # The state directory: sessions and requestState keys that outlive this process.
+        self.restart = RestartState.open(settings)
         self.dispatcher = Dispatcher(
             self.registry,
             settings.tools,
@@ -129,6 +138,7 @@ class Daemon:
             notices=self.notices,
             metrics=self.metrics,
             access=self.access,
+            request_states=self.restart.request_states(),
         )
         self.stateless = StatelessRequests()
         self.service = service if service is not None else ServiceEnvironment()
@@ -167,6 +177,7 @@ class Daemon:
         self._stop_health = trio.Event()
         self.health_binds: list[str] = []
         self._grace = trio.CancelScope()
+        self._http_config: Config | None = None  # what hypercorn serves the MCP endpoint with
         self.notifier = Notifier(self.service.notify_socket)
         # Default: the config layers again (system file and drop-ins). ``mcpd serve`` passes
         # its own, which repeats its --config and flags too.
@@ -186,7 +197,7 @@ class Daemon:
             h2_max_buffer_bytes=server.h2_max_buffer_bytes,
             on_accept_paused=self.metrics.accept_paused,
         )
-        config = self._hypercorn_config()
+        config = self._http_config = self._hypercorn_config()
         self.notices.install()
         tools = self.settings.tools
         try:
@@ -240,6 +251,10 @@ class Daemon:
                 nursery.start_soon(partial(watch_loop, self.tracker, self.metrics, threshold=stall))
             await nursery.start(self.sessions.run)
             await nursery.start(self.stateless.run)
+            # The last process's sessions, back before the first request can ask for them.
+            await self.restart.restore(
+                self.sessions, self.dispatcher.states, list_digests(self.registry)
+            )
             async with trio.open_nursery() as health:
                 if self.settings.metrics.listen:
                     self.health_binds = await health.start(self._serve_health)
@@ -346,6 +361,8 @@ class Daemon:
         self.stop_started = trio.current_time()
         self.notifier.stopping()
         self._draining = True
+        if self._http_config is not None:  # Connection: close from now on; idle ones close
+            lean_h11.begin_drain(self._http_config)
         if self.service.sockets:
             self._stop_http.set()
         else:
@@ -361,8 +378,9 @@ class Daemon:
         self._grace.deadline = trio.current_time() + grace
         with self._grace:
             await self.tracker.wait_idle()
-        if len(self.tracker):
-            log.warning("daemon.cancelling", in_flight=len(self.tracker))
+        interrupted = self.tracker.describe()
+        if interrupted:
+            log.warning("daemon.cancelling", in_flight=len(interrupted))
         self.tracker.cancel_all(SHUTDOWN)
         # Requests write their own terminal answers; let them before their sessions end.
         with trio.move_on_after(stop):
@@ -375,6 +393,16 @@ class Daemon:
                 detail=f"still running {stop:g}s after being cancelled; their clients got"
                 " the terminal error and the daemon exits without them",
             )
+        # Every request has its answer or its terminal error now: what is left of the
+        # sessions is what the next process takes over. Connections idle since before the
+        # drain may still bring a request (lean_h11.DRAIN_LINGER): let them, then refuse
+        # the rest (503), so that no request meets a session saved for the next process.
+        if self._http_config is not None:
+            await lean_h11.wait_lingering(self._http_config)
+        self.tracker.accepting = False
+        with trio.move_on_after(SAVE_GRACE):
+            lists = list_digests(self.registry)
+            await self.restart.save(self.sessions, self.dispatcher.states, lists, interrupted)
         with trio.move_on_after(SESSIONS_GRACE):  # a session holding an abandoned call
             await self.sessions.close_all(SHUTDOWN)
         self._drained.set()
@@ -420,6 +448,7 @@ class Daemon:
         async with self._reload_lock:
             self.notifier.reloading()
             log.info("daemon.reloading")
+            await self.restart.rekey(self.dispatcher.states)  # after `mcpd state rotate-key`
             try:
                 # In a thread: plugin imports must not stall the loop (or its watchdog pings),
                 # and a shutdown can abandon a reload that is still importing.

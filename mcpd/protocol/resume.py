@@ -57,6 +57,38 @@ class EventLog:
         """The event that opens a stream: an id to resume from, empty data, a retry delay."""
         return f"id: {self.key}.{self._seq}\nretry: {retry_ms}\ndata: \n\n".encode()
 
+    @property
+    def seq(self) -> int:
+        """The number of the last event recorded (0: none yet)."""
+        return self._seq
+
+    def kept(self) -> list[tuple[int, bytes]]:
+        """The events still kept for replay, oldest first, each with its number."""
+        return list(self._events)
+
+    @classmethod
+    def resumed(
+        cls,
+        key: str,
+        seq: int,
+        events: list[tuple[int, bytes]],
+        limit: int = LOG_LIMIT,
+        max_bytes: int = LOG_BYTES,
+    ) -> EventLog:
+        """A log that goes on from event ``seq`` with ``events`` kept (a restart's).
+
+        Numbers go on from ``seq``, so an id the client already has never names a new event.
+        """
+        log = cls(key, limit, max_bytes)
+        log._seq = seq
+        for number, framed in events:
+            if number <= seq:
+                log._events.append((number, framed))
+                log.bytes += len(framed)
+        while log._events and (log.bytes > max_bytes or len(log._events) > limit):
+            log.bytes -= len(log._events.popleft()[1])
+        return log
+
     def after(self, seq: int) -> list[bytes] | None:
         """The events that followed event ``seq``; None if some of them are no longer kept."""
         if seq > self._seq:

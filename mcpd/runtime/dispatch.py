@@ -74,14 +74,21 @@ class Dispatcher:
         notices: Notices | None = None,
         metrics: Metrics | None = None,
         access: Access,
+        request_states: RequestStates | None = None,
     ) -> None:
         # Swapped whole on reload; a call keeps what it looked up when it started.
         self.registry = registry
         self.access = access
         self.notices = notices if notices is not None else Notices()
+        # The daemon's (keyed from the state directory, see mcpd.runtime.restart), else one
+        # keyed by [tools] request_state_key, else by a random key for this process.
         key = settings.request_state_key
-        self.states = RequestStates(
-            settings.input_timeout, key=hashlib.sha256(key.encode()).digest() if key else None
+        self.states = (
+            request_states
+            if request_states is not None
+            else RequestStates(
+                settings.input_timeout, key=hashlib.sha256(key.encode()).digest() if key else None
+            )
         )
         self._settings = settings
         self._log_arguments = log_arguments

@@ -7,9 +7,14 @@ handler then runs again from the start, and each question it asks is answered fr
 retry, in order, until it needs one more answer or finishes.
 
 The daemon keeps nothing between rounds: everything is in ``requestState``, sealed with an
-HMAC under a key that lives only in this process. The seal binds the method, a digest of the
-parameters, an expiry and a one-time nonce; each state opens once. The answers of earlier
-rounds ride along inside the state, so they are covered by the seal too.
+HMAC. The seal binds the method, a digest of the parameters, an expiry and a one-time nonce;
+each state opens once. The answers of earlier rounds ride along inside the state, so they are
+covered by the seal too.
+
+The key is ``[tools] request_state_key`` when configured, else the one kept in the state
+directory (``mcpd.persist.keyring``), else a random one for this process. Keys retired by a
+rotation still open the states they sealed until those expire. The used nonces can be taken
+out (``spent``) and put back (``restore_spent``), so that single use holds across a restart.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -76,15 +81,43 @@ def _leaves(group: BaseExceptionGroup[InputRequired]) -> list[InputRequired]:
 
 
 class RequestStates:
-    """Seals and opens ``requestState`` tokens; remembers which have been used."""
+    """Seals and opens ``requestState`` tokens; remembers which have been used.
+
+    ``previous``: retired keys, each with the (wall-clock) time after which it no longer
+    opens anything.
+    """
 
     def __init__(
-        self, ttl: float, *, key: bytes | None = None, clock: Callable[[], float] = time.time
+        self,
+        ttl: float,
+        *,
+        key: bytes | None = None,
+        previous: Sequence[tuple[bytes, float]] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._key = key if key is not None else secrets.token_bytes(32)
+        self._previous = tuple(previous)
         self._ttl = ttl
         self._clock = clock
         self._spent: dict[str, float] = {}  # nonce -> expiry
+
+    def use_keys(self, key: bytes, previous: Sequence[tuple[bytes, float]] = ()) -> None:
+        """Seal with ``key`` from now on; ``previous`` keys still open what they sealed."""
+        self._key = key
+        self._previous = tuple(previous)
+
+    def spent(self) -> dict[str, float]:
+        """The used nonces that have not expired, with their expiry."""
+        now = self._clock()
+        return {nonce: expiry for nonce, expiry in self._spent.items() if expiry >= now}
+
+    def restore_spent(self, nonces: Mapping[str, float]) -> int:
+        """Remember ``nonces`` as used (those not yet expired, up to the bound); how many."""
+        now = self._clock()
+        room = MAX_SPENT - len(self._spent)
+        live = sorted(((e, n) for n, e in nonces.items() if e >= now), reverse=True)[:room]
+        self._spent.update((nonce, expiry) for expiry, nonce in live)
+        return len(live)
 
     def seal(
         self, method: str, params: dict[str, Any], answers: dict[str, Any], principal: str = ""
@@ -101,7 +134,7 @@ class RequestStates:
             "a": answers,
         }
         body = orjson.dumps(payload)
-        return _b64(body) + "." + _b64(self._mac(body))
+        return _b64(body) + "." + _b64(_mac(self._key, body))
 
     def open(
         self, token: object, method: str, params: dict[str, Any], principal: str = ""
@@ -116,7 +149,7 @@ class RequestStates:
             mac = _unb64(encoded_mac)
         except (binascii.Error, ValueError):
             raise InvalidParams("requestState is not one this server issued") from None
-        if not hmac.compare_digest(mac, self._mac(body)):
+        if not self._authentic(body, mac):
             raise InvalidParams("requestState failed its integrity check")
         payload = orjson.loads(body)
         if payload.get("v") != STATE_VERSION:
@@ -143,8 +176,18 @@ class RequestStates:
                 raise ServerBusy("too many input rounds in flight; try again shortly")
         self._spent[nonce] = expiry
 
-    def _mac(self, body: bytes) -> bytes:
-        return hmac.new(self._key, body, hashlib.sha256).digest()
+    def _authentic(self, body: bytes, mac: bytes) -> bool:
+        if hmac.compare_digest(mac, _mac(self._key, body)):
+            return True
+        now = self._clock()
+        return any(
+            until > now and hmac.compare_digest(mac, _mac(key, body))
+            for key, until in self._previous
+        )
+
+
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, body, hashlib.sha256).digest()
 
 
 class InputRound:

@@ -35,5 +35,9 @@ class Mailbox(Generic[T]):
             await self._ready.wait()
         return self._items.popleft()
 
+    def pending(self) -> list[T]:
+        """What is waiting, oldest first (left in the box)."""
+        return list(self._items)
+
     def __len__(self) -> int:
         return len(self._items)

@@ -3,6 +3,11 @@
 A session lives as one task in the ``SessionManager``'s nursery. Ending it (DELETE, idle
 expiry, shutdown) cancels its nursery, so every request of that session is cancelled with the
 reason, and nothing the session started can outlive it.
+
+A session also outlives the process: ``snapshot`` gives what the next process needs to go on
+with it (``mcpd.persist.records.SessionRecord``), and ``SessionManager.restore`` brings it back
+under the same id, with its owner, revision, client, log level, subscriptions, idle deadline,
+event-id counters, GET replay log and queued messages (see ``mcpd.runtime.restart``).
 """
 
 from __future__ import annotations
@@ -10,16 +15,24 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import structlog
 import trio
 
 from mcpd.metrics import Metrics
+from mcpd.persist.records import ReplayRecord, SessionRecord
 from mcpd.plugin.context import InputUnavailable
-from mcpd.protocol.errors import InvalidRequest, ServerUnavailable, SessionNotFound
+from mcpd.protocol.errors import (
+    InvalidParams,
+    InvalidRequest,
+    LimitExceeded,
+    ServerUnavailable,
+    SessionNotFound,
+)
 from mcpd.protocol.handshake import Event, Handshake, InitializeParams, Phase
 from mcpd.protocol.jsonrpc import (
     JsonObject,
@@ -30,6 +43,7 @@ from mcpd.protocol.jsonrpc import (
 )
 from mcpd.protocol.meta import check_log_level
 from mcpd.protocol.resume import LOG_BYTES, EventLog
+from mcpd.protocol.revisions import LEGACY_VERSIONS
 from mcpd.runtime.flights import SESSION_EXPIRED, Flight, NurseryHost
 from mcpd.runtime.mailbox import Mailbox
 from mcpd.runtime.notices import ListKind, Notices
@@ -207,6 +221,64 @@ class Session:
         """Record activity, which pushes the idle expiry out."""
         self._last_active = trio.current_time()
 
+    # -- surviving the process --------------------------------------------------------------
+
+    def snapshot(self, wall_now: float) -> SessionRecord:
+        """What the next process needs to go on with this session, at wall-clock ``wall_now``.
+
+        A busy session (a request running, a GET stream open) has its whole idle timeout
+        ahead of it: it is active right up to the shutdown.
+        """
+        remaining = self._idle_timeout if self.busy else self._expires_at() - trio.current_time()
+        get_log = self._get_log
+        return SessionRecord(
+            id=self.id,
+            principal=self.principal,
+            protocol_version=self.version,
+            client_capabilities=self.capabilities,
+            client_info=self.client_info,
+            log_level=self.log_level,
+            subscriptions=tuple(sorted(self.subscriptions)),
+            initialized=self.handshake.phase is Phase.READY,
+            idle_deadline=wall_now + max(0.0, remaining),
+            post_streams=self._stream_count,
+            client_requests=self._asked,
+            get_stream=None if get_log is None else _replay_record(get_log),
+            outbox=tuple(self._outbox.pending()) if self._outbox is not None else (),
+            limit_key=self.limit_key,
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        record: SessionRecord,
+        wall_now: float,
+        idle_timeout: float,
+        limits: SessionLimits = DEFAULT_LIMITS,
+    ) -> Session:
+        """The session ``record`` describes, as it was (its idle deadline counted in wall
+        time, and never beyond ``idle_timeout`` from now)."""
+        version = record.protocol_version
+        init = InitializeParams(version, version, record.client_capabilities, record.client_info)
+        session = cls(
+            init, idle_timeout, limits, principal=record.principal, limit_key=record.limit_key
+        )
+        session.id = record.id
+        with contextlib.suppress(InvalidParams):  # a level this build does not know: default
+            session.set_log_level(record.log_level)
+        session.subscriptions = set(record.subscriptions)
+        if record.initialized:
+            session.handshake.phase = Phase.READY
+        session._stream_count = record.post_streams
+        session._asked = record.client_requests
+        remaining = min(idle_timeout, record.idle_deadline - wall_now)
+        session._last_active = trio.current_time() + remaining - idle_timeout
+        if record.get_stream is not None:
+            session._get_log = _event_log(record.get_stream, limits.replay_log_bytes)
+        for message in record.outbox:
+            session.post(message)
+        return session
+
     # -- requests -------------------------------------------------------------------------
 
     def set_log_level(self, level: object) -> None:
@@ -373,6 +445,16 @@ class Session:
         return {"id": self.id, "version": self.version, "in_flight": len(self.flights)}
 
 
+def _replay_record(log: EventLog) -> ReplayRecord:
+    events = tuple((number, framed.decode()) for number, framed in log.kept())
+    return ReplayRecord(log.seq, events)
+
+
+def _event_log(record: ReplayRecord, max_bytes: int) -> EventLog:
+    events = [(number, framed.encode()) for number, framed in record.events]
+    return EventLog.resumed("g", record.seq, events, max_bytes=max_bytes)
+
+
 async def _withdraw(outbound: Outbound, request_id: RequestId) -> None:
     """Tell the client we no longer want an answer; best effort, briefly, even if cancelled."""
     notice = notification_message(
@@ -398,6 +480,26 @@ class SessionCounter(Protocol):
     def open_session(self, principal: str) -> None: ...
 
     def close_session(self, principal: str) -> None: ...
+
+
+class _Countdown:
+    """A ``task_status`` shared by several tasks: ``wait`` returns once all have started."""
+
+    __slots__ = ("_done", "_left")
+
+    def __init__(self, tasks: int) -> None:
+        self._left = tasks
+        self._done = trio.Event()
+        if not tasks:
+            self._done.set()
+
+    def started(self, value: None = None) -> None:
+        self._left -= 1
+        if not self._left:
+            self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
 
 
 class SessionManager(NurseryHost):
@@ -451,6 +553,39 @@ class SessionManager(NurseryHost):
             if self._counter is not None and session.limit_key is not None:
                 self._counter.close_session(session.limit_key)
             self._metrics.session_ended(session.version, trio.current_time() - started)
+
+    async def restore(self, records: Iterable[SessionRecord], wall_now: float) -> list[Session]:
+        """Bring back the sessions of a previous process (see ``Session.restore``); the ones
+        brought back. An id already in use, a revision not spoken here, records beyond
+        ``max_sessions``, or beyond their principal's ``max_sessions_per_principal``, are
+        skipped. A restored session counts against its principal's limit as a new one does."""
+        if self._nursery is None:
+            raise ServerUnavailable("sessions are not being served")
+        restored: list[Session] = []
+        for record in records:
+            if len(self._sessions) >= self._max:
+                break
+            if record.id in self._sessions or record.protocol_version not in LEGACY_VERSIONS:
+                continue  # taken, or a revision this build does not speak (a downgrade)
+            if self._counter is not None and record.limit_key is not None:
+                try:
+                    self._counter.open_session(record.limit_key)
+                except LimitExceeded:
+                    continue  # its principal has all it may have (the limit was lowered)
+            session = Session.restore(record, wall_now, self._idle_timeout, self._limits)
+            self._sessions[session.id] = session
+            restored.append(session)
+        # Started together, then waited for once: one nursery.start() each would cost a
+        # scheduler round trip per session (about 2 s for 10,000 before the daemon listens).
+        started = _Countdown(len(restored))
+        for session in restored:
+            self._nursery.start_soon(partial(self._own, session, task_status=started))
+        await started.wait()
+        return restored
+
+    def snapshot(self, wall_now: float) -> list[SessionRecord]:
+        """Every live session, as the next process needs it (see ``Session.snapshot``)."""
+        return [s.snapshot(wall_now) for s in self._sessions.values() if not s.closing]
 
     def get(self, session_id: str, principal: str | None = None) -> Session:
         """The live session ``session_id`` of ``principal``: another principal's is, to

@@ -35,10 +35,22 @@ _UPSTREAM_READ_DATA = TCPServer._read_data
 class IdleDeadline:
     """When the connection's reader gives up waiting: never while busy."""
 
-    __slots__ = ("__weakref__", "_timeout", "armed", "closing", "deadline", "reading", "scope")
+    __slots__ = (
+        "__weakref__",
+        "_linger",
+        "_timeout",
+        "armed",
+        "closing",
+        "deadline",
+        "reading",
+        "scope",
+    )
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, linger: float = 0.0) -> None:
         self._timeout = timeout
+        # Shutting down, how long an idle connection still waits for a request its client
+        # may already be sending (0: closed at once, as upstream does).
+        self._linger = linger
         self.armed = False
         self.closing = False
         self.deadline = math.inf
@@ -47,9 +59,9 @@ class IdleDeadline:
         self.reading: trio.CancelScope | None = None
 
     def arm(self, *, now: bool = False) -> None:
-        """The connection went idle (``now``: close it as soon as it is)."""
+        """The connection went idle (``now``: close it as soon as it is, after the linger)."""
         self.armed = True
-        self._move(trio.current_time() + (0.0 if now else self._timeout))
+        self._move(trio.current_time() + (self._linger if now else self._timeout))
 
     def disarm(self) -> None:
         self.armed = False
@@ -57,7 +69,7 @@ class IdleDeadline:
 
     def terminate(self) -> None:
         if self.armed:
-            self._move(trio.current_time())
+            self._move(min(self.deadline, trio.current_time() + self._linger))
 
     def expired(self) -> bool:
         return self.armed and trio.current_time() >= self.deadline

@@ -205,6 +205,7 @@ class Cycle:
             # A long-lived stream's connection is not worth reusing, and one ended at shutdown
             # must not look reusable (issue 12).
             headers.append(_CLOSE)
+            self._conn.told_close = True
         self._head = response(self._status, headers)
         self.state = State.RESPONSE
 

@@ -12,33 +12,21 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from support.client import Legacy, messages_of, modern_headers, modern_meta
+from support.client import messages_of, modern_headers, modern_meta
 from support.daemon import WAIT, Daemon, write_config
 from support.eras import modern_body
+from support.keys import Keyed, new_key
 from support.loopback_http import LoopbackServer, loopback_server
 from support.plugins import install_plugins
 from support.tokens import RESOURCE, Issuer, publish, rsa_key
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "plugins"
-
-
-def new_key(principal: str, *scopes: str) -> tuple[str, str]:
-    """``mcpd auth new-key``, run for real: (the key, its hash line)."""
-    argv = [sys.executable, "-m", "mcpd", "auth", "new-key", "--principal", principal]
-    for scope in scopes:
-        argv += ["--scope", scope]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=WAIT).stdout
-    key = next(line.removeprefix("key: ") for line in out.splitlines() if line.startswith("key: "))
-    hash_line = next(line for line in out.splitlines() if line.startswith("hash = "))
-    return key, hash_line
 
 
 @pytest.fixture(scope="module")
@@ -113,17 +101,6 @@ principals = ["bob", "sub:alice"]
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
-
-
-class Keyed(Legacy):
-    """A legacy session that sends a bearer token with every request."""
-
-    def __init__(self, http: httpx.Client, url: str, token: str) -> None:
-        super().__init__(http, url)
-        self.token = token
-
-    def headers(self, **extra: str) -> dict[str, str]:
-        return super().headers(authorization=f"Bearer {self.token}", **extra)
 
 
 def raw_post(daemon: Daemon, body: bytes, headers: dict[str, str]) -> bytes:

@@ -116,7 +116,7 @@ def test_a_loop_blocked_during_the_stop_is_ended_at_the_deadline(
     tag = f"blocker-{uuid.uuid4().hex[:6]}"
     with httpx.Client(timeout=30) as http:
         client = Legacy(http, daemon.url).initialize()
-        # Blocks the loop for longer than the whole stop may take (0.2 + 1 + 7 s).
+        # Blocks the loop for longer than the whole stop may take (0.2 + 1 + 10 s).
         body = _call("block_loop_in_finally", {"tag": tag, "seconds": 20})
         with http.stream("POST", daemon.url, json=body, headers=client.headers()) as response:
             lines = response.iter_lines()  # kept: dropping the iterator closes the connection

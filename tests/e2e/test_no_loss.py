@@ -144,8 +144,7 @@ def test_a_restart_behind_a_held_socket_loses_no_request(
 
     def restart() -> None:
         # Stop the first daemon mid-load; requests arriving until the next one runs wait in
-        # the socket's backlog. Sessions do not survive a restart, so clients below use
-        # stateless requests only.
+        # the socket's backlog. (Sessions across a restart: tests/e2e/test_restart_clients.py.)
         wait_until(lambda: len(results) >= CLIENTS)
         assert first.stop() == 0
         second.append(spawn_on(held_socket, config, plugin_site))

@@ -6,8 +6,6 @@ metadata: clients that see some drop their configured header)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,17 +17,11 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support.daemon import WAIT, Daemon, daemon_config
+from support.keys import new_key
 from support.plugins import install_plugins
 
 FIXTURE_PLUGIN = Path(__file__).resolve().parents[1] / "fixtures" / "plugins" / "mcpd-fixture-tools"
 pytestmark = pytest.mark.interop
-
-
-def new_key(principal: str) -> tuple[str, str]:
-    argv = [sys.executable, "-m", "mcpd", "auth", "new-key", "--principal", principal]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=WAIT).stdout
-    key = next(line.removeprefix("key: ") for line in out.splitlines() if line.startswith("key: "))
-    return key, next(line for line in out.splitlines() if line.startswith("hash = "))
 
 
 @pytest.fixture(scope="module")

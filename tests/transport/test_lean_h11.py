@@ -432,3 +432,22 @@ async def test_draining_closes_idle_connections_and_says_connection_close() -> N
         data = await read_to_eof(busy)  # answered, then closed
         assert b"\r\nconnection: close\r\n" in data.lower()
         assert data.endswith(b"during")
+
+
+async def test_draining_still_answers_a_request_its_client_sent_before_knowing() -> None:
+    """The keep-alive race: a client sends its next request on a connection whose last
+    response, sent before the drain, did not say close. It is answered (saying close), not
+    cut off unread."""
+    config = make_config()
+    async with serving(App(), config) as address, await trio.open_tcp_stream(*address) as s:
+        client = h11.Connection(h11.CLIENT)
+        await s.send_all(post("/echo", b"before"))
+        with trio.fail_after(BOUND):
+            head, body = await read_response(s, client)
+        assert body == b"before"
+        assert (b"connection", b"close") not in head.headers
+        lean_h11.begin_drain(config)
+        await s.send_all(post("/echo", b"racing"))  # sent without having seen the drain
+        data = await read_to_eof(s)
+        assert b"\r\nconnection: close\r\n" in data.lower()
+        assert data.endswith(b"racing")
