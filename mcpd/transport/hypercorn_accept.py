@@ -10,6 +10,13 @@ the errno, retries with a backoff from ``FIRST_RETRY`` doubling up to ``MAX_RETR
 and one ``accept.resumed`` event once a connection is accepted again. Other accept errors
 propagate as before. Connections already accepted are served throughout.
 
+Accepting in bursts. trio's ``accept`` takes one connection per scheduler pass. When many
+connections arrive together (a client pool opening, clients reconnecting after a restart) and
+the loop is busy serving, the last of 64 waited 64 passes, about 0.6 s under load, before its
+first request was read. After each accept the loop here also takes what is already waiting in
+the backlog, up to ``ACCEPT_BURST``, without a pass in between (plain sockets; a TLS
+listener's connections handshake in passes of their own anyway).
+
 The backlog. ``serve`` is ``hypercorn.trio.serve`` except that it calls ``listen()`` only on
 the sockets it binds itself (with ``config.backlog``, mcpd's ``[server] backlog``). hypercorn
 calls ``listen()`` again on inherited ``fd://`` sockets too, which on Linux replaces the
@@ -34,6 +41,9 @@ log = structlog.get_logger("mcpd.transport")
 
 FIRST_RETRY: Final = 0.1  # seconds: trio's own interval
 MAX_RETRY: Final = 1.0
+# Connections accepted per scheduler pass beyond the first. Each costs a task spawn (some
+# 20 µs), so a burst adds at most about a millisecond to a pass.
+ACCEPT_BURST: Final = 64
 
 Handler = Callable[[Any], Awaitable[object]]
 
@@ -106,8 +116,27 @@ def _pausing_loop(on_pause: Callable[[], None]) -> Callable[..., Awaitable[NoRet
                     continue
                 pause.end()
                 handler_nursery.start_soon(trio_serve_listeners._run_handler, stream, handler)
+                for waiting in _waiting(listener):
+                    handler_nursery.start_soon(trio_serve_listeners._run_handler, waiting, handler)
 
     return serve_one_listener
+
+
+def _waiting(listener: Any) -> list[trio.SocketStream]:
+    """The connections already in ``listener``'s backlog, up to ``ACCEPT_BURST``, accepted
+    without a scheduler pass; an error ends the burst (the next ``accept`` meets it again)."""
+    if type(listener) is not trio.SocketListener:
+        return []
+    # The stdlib socket under trio's (non-blocking): its accept never waits.
+    sock = getattr(listener.socket, "_sock", None)
+    streams: list[trio.SocketStream] = []
+    while sock is not None and len(streams) < ACCEPT_BURST:
+        try:
+            accepted, _ = sock.accept()
+        except OSError:  # BlockingIOError: the backlog is empty
+            break
+        streams.append(trio.SocketStream(trio.socket.from_stdlib_socket(accepted)))
+    return streams
 
 
 def install(on_pause: Callable[[], None] | None = None) -> None:
