@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, Final, Literal, TextIO
 
 import structlog
+import trio
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -68,21 +69,46 @@ class _NamedLogger(structlog.WriteLogger):
 
 
 class LineWriter:
-    """Each event as one ``write(2)`` of its whole line to the stream's file descriptor,
-    in the stream's encoding (JSON comes already encoded when that is UTF-8).
+    """mcpd's log lines to the stream's file descriptor, in the stream's encoding (JSON comes
+    already encoded when that is UTF-8), in as few ``write(2)`` calls as is safe.
 
-    What a text stream does per line (encode, buffer, flush) costs more than the system
-    call. The standard-library handler still writes through the stream itself, flushing
-    every record, so lines keep their order. A lock keeps lines from threads whole. A log
-    that cannot be written (its reader gone) loses the line, not the request.
+    Lines logged at info and below by the trio loop's own thread wait until the end of the
+    scheduler pass, before the loop checks for I/O (``before_io_wait``: also just before it
+    blocks), and then go out together in one write; so do they when ``PENDING_LIMIT`` bytes
+    wait, when the run ends, and ahead of any line at warning or above, from another thread,
+    or outside a run, each of which is written at once. On this VM one write(2) to a pipe
+    whose reader sleeps cost 13 µs of CPU and 40 µs of wall time: a write per line was the
+    dearest part of the line. Only a process killed outright (SIGKILL) loses what one pass
+    logged. A text stream's own buffering is skipped too; the standard library's records
+    come through here (``WriterHandler``), so lines keep their order. A lock keeps lines
+    from threads whole. A log that cannot be written (its reader gone) loses lines, not
+    requests.
     """
 
-    __slots__ = ("_encoding", "_errors", "_fd", "_lock", "utf8")
+    __slots__ = (
+        "_encoding",
+        "_ended",
+        "_errors",
+        "_fd",
+        "_flusher",
+        "_lock",
+        "_loop",
+        "_pending",
+        "_size",
+        "utf8",
+    )
 
     def __init__(self, fd: int, encoding: str, errors: str) -> None:
         self._fd, self._encoding, self._errors = fd, encoding, errors
         self._lock = threading.Lock()
         self.utf8 = codecs.lookup(encoding).name == "utf-8"
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._flusher = _PassFlusher(self)
+        # The thread whose trio run flushes us at each pass (None: no run does), and the
+        # last run that did: once it has ended nothing it logs may wait.
+        self._loop: int | None = None
+        self._ended: trio.lowlevel.TrioToken | None = None
 
     @classmethod
     def of(cls, stream: TextIO) -> LineWriter | None:
@@ -96,20 +122,71 @@ class LineWriter:
             return None
         return cls(fd, stream.encoding, stream.errors or "strict")
 
-    def write(self, line: str | bytes) -> None:
+    def write(self, line: str | bytes, *, now: bool = False) -> None:
+        """Write ``line`` (a newline is added to text), at the end of this pass or ``now``."""
         if isinstance(line, str):
             line = (line + "\n").encode(self._encoding, self._errors)
-        view = memoryview(line)
         with self._lock:
-            try:
-                while view:
-                    view = view[os.write(self._fd, view) :]
-            except OSError:
-                pass
+            self._pending.append(line)
+            self._size += len(line)
+            if now or self._size >= PENDING_LIMIT or not self._deferring():
+                self._write_pending()
+
+    def flush(self) -> None:
+        """Write what waits (safe from any thread)."""
+        if self._pending:
+            with self._lock:
+                self._write_pending()
+
+    def _deferring(self) -> bool:
+        """Whether this is the thread of the trio run that flushes at each pass (the first
+        line logged in a run arranges that)."""
+        thread = threading.get_ident()
+        if self._loop == thread:
+            return True
+        if self._loop is not None or not trio.lowlevel.in_trio_run():
+            return False
+        if trio.lowlevel.current_trio_token() is self._ended:
+            return False  # the run is closing: its instruments are done
+        trio.lowlevel.add_instrument(self._flusher)
+        self._loop = thread
+        return True
+
+    def _run_ended(self) -> None:
+        with self._lock:
+            self._loop, self._ended = None, trio.lowlevel.current_trio_token()
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        data, self._pending, self._size = b"".join(self._pending), [], 0
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            pass
+
+
+# Bytes of lines that may wait for the end of a scheduler pass.
+PENDING_LIMIT: Final = 64 * 1024
+
+
+class _PassFlusher(trio.abc.Instrument):
+    """Writes a ``LineWriter``'s waiting lines at the end of each pass and of the run."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        self._writer = writer
+
+    def before_io_wait(self, timeout: float) -> None:
+        self._writer.flush()
+
+    def after_run(self) -> None:
+        self._writer._run_ended()
 
 
 class _LineLogger:
-    """structlog's logger on the direct path: the named ``LineWriter`` target."""
+    """structlog's logger on the direct path: the named ``LineWriter`` target; lines at
+    warning and above are written at once."""
 
     __slots__ = ("_writer", "name")
 
@@ -120,8 +197,25 @@ class _LineLogger:
     def msg(self, message: str | bytes) -> None:
         self._writer.write(message)
 
-    log = debug = info = warn = warning = msg
-    fatal = failure = err = error = critical = exception = msg
+    def now(self, message: str | bytes) -> None:
+        self._writer.write(message, now=True)
+
+    log = debug = info = msg
+    warn = warning = fatal = failure = err = error = critical = exception = now
+
+
+class WriterHandler(logging.Handler):
+    """The standard library's records through a ``LineWriter`` (warning and above at once)."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.write(self.format(record), now=record.levelno >= logging.WARNING)
+        except Exception:
+            self.handleError(record)
 
 
 # sd-daemon(3) priorities; structlog's add_log_level has already folded "warn" and
@@ -336,12 +430,13 @@ def configure_logging(settings: LoggingSettings, *, stream: TextIO | None = None
     fmt = resolve_format(settings, out)
     shared = _shared(settings, fmt)
     renderer = _renderer(fmt, out)
-    _route_stdlib(settings, out, shared, renderer)
     writer = LineWriter.of(out)
     factory: Callable[..., Any]
     if writer is None:
+        _route_stdlib(settings, logging.StreamHandler(out), shared, renderer)
         factory = lambda name="mcpd", *_: _NamedLogger(out, name)  # noqa: E731
     else:
+        _route_stdlib(settings, WriterHandler(writer), shared, renderer)
         renderer = _renderer(fmt, out, as_bytes=writer.utf8)
         factory = lambda name="mcpd", *_: _LineLogger(writer, name)  # noqa: E731
     structlog.configure(
@@ -353,13 +448,15 @@ def configure_logging(settings: LoggingSettings, *, stream: TextIO | None = None
 
 
 def _route_stdlib(
-    settings: LoggingSettings, out: TextIO, shared: list[Processor], renderer: list[Processor]
+    settings: LoggingSettings,
+    handler: logging.Handler,
+    shared: list[Processor],
+    renderer: list[Processor],
 ) -> None:
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
     )
-    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
