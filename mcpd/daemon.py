@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import importlib
 import logging
 import os
@@ -278,6 +279,7 @@ class Daemon:
                         plugins=_loaded_plugins(self.registry),
                     )
                     _warn_if_exposed(self.settings, binds)
+                    settle_heap()
                     self.notifier.ready(self.status())
                     task_status.started(binds)
                 # Socket-activated, hypercorn stops before the drain ends: wait for it.
@@ -501,6 +503,7 @@ class Daemon:
             restart_needed=restart_needed,
             note="plugin code changes (upgraded distributions) take effect only after a restart",
         )
+        settle_heap()
 
     def status(self) -> str:
         """One line for ``systemctl status``: where we listen and what we serve."""
@@ -544,6 +547,19 @@ class Daemon:
         config.accesslog = None
         config.errorlog = logging.getLogger("hypercorn.error")
         return config
+
+
+def settle_heap() -> None:
+    """Keep what start-up (or a reload) built out of the cyclic GC's full collections.
+
+    A full collection walks every tracked object, some 56,000 once plugins are loaded: 16-35
+    ms of CPU on the test VM, in which no request moves (at 64 connections about one a
+    second, the p99). Frozen, they are skipped; what comes later (sessions, calls) is still
+    collected. Unfreezing first lets what a reload left behind be collected.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _loaded_plugins(registry: Registry) -> int:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -307,3 +308,239 @@ def test_bounded_values_keep_what_fits(capture: io.StringIO) -> None:
     assert "nested too deep" in json.dumps(event["deep"])
     assert event["long"].startswith("q" * 2048)
     assert event["long"].endswith("[truncated]")
+
+
+# --- the cheaper pipeline: the same lines ----------------------------------------------
+
+
+class Shout:
+    def __repr__(self) -> str:
+        return "SHOUT"
+
+
+VALUES: list[Any] = [
+    "plain",
+    "é" * 3000,
+    7,
+    2.5,
+    True,
+    None,
+    logging.INFO,
+    ("a", 1),
+    {"b", "c"} - {"c"},
+    {"k": [1, {"deep": _nested(10)}]},
+    list(range(100)),
+    Shout(),
+]
+
+
+def test_guard_is_redaction_then_bounds() -> None:
+    """``Guard`` (one pass) leaves every event as ``Redactor`` followed by ``bound_values``."""
+    from mcpd.log_values import Guard, Redactor, bound_values
+    from mcpd.secret_values import Secret
+
+    secret = Secret("s3cr3t-value", "$env:TOKEN")
+    for log_arguments in (False, True):
+        event = {f"v{n}": value for n, value in enumerate([*VALUES, secret, [secret, "x"]])}
+        event |= {"arguments": {"q": secret}, "api_token": "t", "Cookie": ["x"]}
+        expected = bound_values(
+            None, "info", Redactor(log_arguments=log_arguments)(None, "info", dict(event))
+        )
+        guard = Guard(log_arguments=log_arguments)
+        assert guard(None, "info", dict(event)) == expected
+        assert guard(None, "info", dict(event)) == expected  # with its keys remembered
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [0, 1_764_589_655_000_000_000, 1_764_589_655_000_005_999, 1_764_589_655_999_999_999],
+)
+def test_timestamps_are_structlogs_iso_utc(nanoseconds: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mcpd.logs import UtcStamper
+
+    now = iter([nanoseconds, nanoseconds + 1_000, nanoseconds - 10**9, nanoseconds])
+    stamper = UtcStamper(clock=lambda: next(now))
+    for ns in [nanoseconds, nanoseconds + 1_000, nanoseconds - 10**9, nanoseconds]:
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+        # structlog's TimeStamper(fmt="iso", utc=True) writes this for that moment.
+        assert stamper(None, "info", {})["timestamp"] == moment.isoformat().replace("+00:00", "Z")
+
+
+def test_context_is_merged_as_structlog_merges_it() -> None:
+    from mcpd.logs import ContextMerger
+
+    merger = ContextMerger()
+    structlog.contextvars.bind_contextvars(request_id=7, session="s", gone=1)
+    structlog.contextvars.unbind_contextvars("gone")
+    try:
+        for event in ({"event": "x"}, {"event": "x", "session": "own"}):
+            expected = structlog.contextvars.merge_contextvars(None, "info", dict(event))
+            assert merger(None, "info", dict(event)) == expected
+            assert merger(None, "info", dict(event)) == expected
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def _log_everything(stream: Any, fmt: str) -> None:
+    configure_logging(LoggingSettings(format=fmt), stream=stream)  # type: ignore[arg-type]
+    structlog.contextvars.bind_contextvars(request_id=7)
+    log = structlog.get_logger("mcpd.test")
+    log.info("tool.call", text="naïve ☃", many=list(range(100)), odd=Shout())
+    logging.getLogger("hypercorn.error").warning("between %s", "them")
+    log.warning("warned", arguments={"q": 1}, password="p")
+    try:
+        raise ValueError("bad\nframe")
+    except ValueError:
+        log.exception("tool.crashed")
+        logging.getLogger("hypercorn.error").exception("Error in ASGI Framework")
+    structlog.contextvars.clear_contextvars()
+
+
+_STAMP = re.compile(r'"timestamp":"[^"]*"|\d{4}-\d\d-\d\dT[\d:.]+Z')
+
+
+@pytest.mark.parametrize("fmt", ["json", "journal", "console"])
+@pytest.mark.parametrize(("encoding", "errors"), [("utf-8", "strict"), ("ascii", "replace")])
+def test_a_file_gets_the_lines_a_text_stream_gets(
+    tmp_path: Path, fmt: str, encoding: str, errors: str
+) -> None:
+    """On a real file mcpd's events are written straight to its descriptor: the same lines,
+    in the same order with the standard library's records, as through the text stream."""
+    path = tmp_path / "log"
+    with path.open("w", encoding=encoding, errors=errors) as file:
+        _log_everything(file, fmt)
+    text = io.StringIO()
+    _log_everything(text, fmt)
+    structlog.reset_defaults()
+    expected = text.getvalue().encode(encoding, errors)
+    written = path.read_bytes()
+    assert written.count(b"\n") == expected.count(b"\n") >= 5  # five events
+    assert _STAMP.sub("T", written.decode(encoding)) == _STAMP.sub("T", expected.decode(encoding))
+
+
+def test_a_log_nobody_reads_fails_no_call() -> None:
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as broken:
+        configure_logging(LoggingSettings(format="json"), stream=broken)
+        structlog.get_logger("mcpd.test").info("tool.call", outcome="ok")  # EPIPE: dropped
+    structlog.reset_defaults()
+
+
+# --- lines wait for the end of a scheduler pass, and are never lost at exit ---------------
+
+IN_ONE_PASS = """
+import os, sys, threading, time
+import structlog, trio
+from mcpd.config import LoggingSettings
+from mcpd.logs import configure_logging
+
+configure_logging(LoggingSettings(format="json"))
+log = structlog.get_logger("mcpd.test")
+mode, lines = sys.argv[1], int(sys.argv[2])
+
+def expire():
+    log.critical("exit_forced")  # from a watchdog thread, the loop blocked
+    os._exit(4)
+
+class Late(trio.abc.Instrument):
+    def after_run(self):
+        log.info("late")  # in the run's very last moments: no pass is left to end
+
+async def main():
+    if mode == "late":
+        trio.lowlevel.add_instrument(Late())
+    for n in range(lines):
+        log.info("line", n=n, pad="x" * 100)  # no checkpoint: all in one scheduler pass
+    if mode == "raise":
+        raise RuntimeError("crash")
+    if mode == "exit_now":  # what Daemon.exit_now does
+        log.warning("daemon.stopped")
+        os._exit(3)
+    if mode == "blocked":
+        threading.Thread(target=expire).start()
+        time.sleep(60)  # a plugin blocking the loop
+    if mode == "idle":
+        await trio.to_thread.run_sync(lambda: log.info("from_thread"))
+        await trio.sleep_forever()
+    if mode == "flood":
+        time.sleep(60)  # the loop blocked before the pass ended
+
+trio.run(main)
+if mode != "late":
+    log.info("after_run")
+"""
+
+
+def _run_logging(mode: str, lines: int = 100) -> tuple[int, list[dict[str, Any]]]:
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    done = subprocess.run(
+        [sys.executable, "-c", IN_ONE_PASS, mode, str(lines)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    return done.returncode, events
+
+
+def _numbered(events: list[dict[str, Any]]) -> list[int]:
+    return [event["n"] for event in events if event["event"] == "line"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "last"),
+    [
+        ("return", 0, "after_run"),  # the run ends: written before trio.run returns
+        ("late", 0, "late"),  # logged as the run closes, the last line: written when it has
+        ("raise", 1, None),  # a crash: written before the traceback
+        ("exit_now", 3, "daemon.stopped"),  # os._exit after a warning, which goes out at once
+        ("blocked", 4, "exit_forced"),  # a thread's line takes the waiting ones with it
+    ],
+)
+def test_lines_waiting_for_the_pass_are_never_lost_at_exit(
+    mode: str, status: int, last: str | None
+) -> None:
+    code, events = _run_logging(mode)
+    assert code == status
+    assert _numbered(events) == list(range(100))
+    assert [event["event"] for event in events[100:]] == ([last] if last else [])
+
+
+def _read_until(process: subprocess.Popen[bytes], wanted: int) -> bytes:
+    """At least ``wanted`` bytes of the process's stderr, while it keeps running."""
+    assert process.stderr is not None
+    data = b""
+    while len(data) < wanted:
+        ready, _, _ = select.select([process.stderr], [], [], 60)
+        assert ready, "the lines never came"
+        chunk = os.read(process.stderr.fileno(), 65536)
+        assert chunk, "the process ended"
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize(("mode", "lines"), [("idle", 3), ("flood", 2000)])
+def test_lines_go_out_before_the_loop_waits_or_past_the_bound(mode: str, lines: int) -> None:
+    """Idle: the loop's lines and a worker thread's are written before the loop sleeps.
+    Flood: with the loop blocked mid-pass, what passed ``PENDING_LIMIT`` is written anyway."""
+    from mcpd.logs import PENDING_LIMIT
+
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    argv = [sys.executable, "-c", IN_ONE_PASS, mode, str(lines)]
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, env=env) as process:
+        try:
+            if mode == "idle":
+                text = b""
+                while b"from_thread" not in text:
+                    text += _read_until(process, 1)
+                events = [json.loads(line) for line in text.splitlines()]
+                assert _numbered(events) == list(range(lines))
+            else:
+                assert len(_read_until(process, PENDING_LIMIT)) >= PENDING_LIMIT
+        finally:
+            process.kill()

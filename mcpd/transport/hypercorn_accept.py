@@ -10,6 +10,16 @@ the errno, retries with a backoff from ``FIRST_RETRY`` doubling up to ``MAX_RETR
 and one ``accept.resumed`` event once a connection is accepted again. Other accept errors
 propagate as before. Connections already accepted are served throughout.
 
+Accepting in bursts. trio's ``accept`` takes one connection per scheduler pass. When many
+connections arrive together (a client pool opening, clients reconnecting after a restart) and
+the loop is busy serving, the last of 64 waited 64 passes, about 0.6 s under load, before its
+first request was read. After each accept the loop here also takes what is already waiting in
+the backlog, up to ``ACCEPT_BURST``, without a pass in between (plain sockets; a TLS
+listener's connections handshake in passes of their own anyway). Only while descriptors are
+plentiful: near the open-files limit (an accepted descriptor numbered within
+``BURST_HEADROOM`` of it) accepting goes one per pass, so that connections already closed by
+their clients are let go as fast as they come in, instead of taking the last descriptors.
+
 The backlog. ``serve`` is ``hypercorn.trio.serve`` except that it calls ``listen()`` only on
 the sockets it binds itself (with ``config.backlog``, mcpd's ``[server] backlog``). hypercorn
 calls ``listen()`` again on inherited ``fd://`` sockets too, which on Linux replaces the
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, NoReturn
 
@@ -34,6 +45,11 @@ log = structlog.get_logger("mcpd.transport")
 
 FIRST_RETRY: Final = 0.1  # seconds: trio's own interval
 MAX_RETRY: Final = 1.0
+# Connections accepted per scheduler pass beyond the first. Each costs a task spawn (some
+# 20 µs), so a burst adds at most about a millisecond to a pass.
+ACCEPT_BURST: Final = 64
+# No burst once an accepted descriptor's number is this close to the open-files limit.
+BURST_HEADROOM: Final = 2 * ACCEPT_BURST
 
 Handler = Callable[[Any], Awaitable[object]]
 
@@ -106,8 +122,37 @@ def _pausing_loop(on_pause: Callable[[], None]) -> Callable[..., Awaitable[NoRet
                     continue
                 pause.end()
                 handler_nursery.start_soon(trio_serve_listeners._run_handler, stream, handler)
+                for waiting in _waiting(listener, stream):
+                    handler_nursery.start_soon(trio_serve_listeners._run_handler, waiting, handler)
 
     return serve_one_listener
+
+
+def _waiting(listener: Any, accepted: Any) -> list[trio.SocketStream]:
+    """The connections already in ``listener``'s backlog, up to ``ACCEPT_BURST``, accepted
+    without a scheduler pass after ``accepted``; an error ends the burst (the next
+    ``accept`` meets it again), and so does a descriptor near the open-files limit."""
+    if type(listener) is not trio.SocketListener or _scarce(accepted.socket.fileno()):
+        return []
+    # The stdlib socket under trio's (non-blocking): its accept never waits.
+    sock = getattr(listener.socket, "_sock", None)
+    streams: list[trio.SocketStream] = []
+    while sock is not None and len(streams) < ACCEPT_BURST:
+        try:
+            connection, _ = sock.accept()
+        except OSError:  # BlockingIOError: the backlog is empty
+            break
+        streams.append(trio.SocketStream(trio.socket.from_stdlib_socket(connection)))
+        if _scarce(connection.fileno()):
+            break
+    return streams
+
+
+def _scarce(fd: int) -> bool:
+    """Whether descriptors run short: the kernel hands out the lowest free number, so at
+    least ``fd`` of them are in use."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft != resource.RLIM_INFINITY and fd >= soft - BURST_HEADROOM
 
 
 def install(on_pause: Callable[[], None] | None = None) -> None:

@@ -250,6 +250,10 @@ class LeanConnection:
         return self._recycle(cycle)
 
     async def _next_request(self, raw: list[bytes]) -> h11.Request | None:
+        """The next request, after one scheduler pass at least (``_receive_idle``, or here for
+        a request pipelined behind the last one): however fast a client sends, each
+        connection is served one request per pass, so the others are served in between."""
+        passed = self._requests == 0  # a new connection's task has just started
         while True:
             try:
                 event = self.h11.next_event()
@@ -257,9 +261,12 @@ class LeanConnection:
                 await self.refuse(error.error_status_hint)
                 return None
             if type(event) is h11.Request:
+                if not passed:
+                    await trio.lowlevel.checkpoint()
                 return self._busy(event)
             if event is not h11.NEED_DATA:
                 return None  # the client closed the connection between requests
+            passed = True
             data = await self._receive_idle()
             if data is None:
                 return None
@@ -269,17 +276,17 @@ class LeanConnection:
     async def _receive_idle(self) -> bytes | None:
         """The next bytes of a request, waiting at most until the idle deadline."""
         try:
+            # Either way one scheduler pass comes first: a client that answers faster than
+            # we loop must not keep the other connections waiting.
             data = self.io.try_receive()
             if data is not None:
-                # A request already there is served after one scheduler pass: a client that
-                # answers faster than we loop must not keep the other connections waiting.
-                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.checkpoint()  # a request already there
             else:
                 # Shutting down, a connection that has served requests is closed once idle;
                 # a fresh one (accepted while draining) gets to send its request.
                 closing = self._terminated.is_set() or self._drain.draining
                 self._idle.arm(now=closing and self._requests > 0)
-                data = await self.io.receive()
+                data = await self.io.receive_later()
         except Gone:
             return None
         return data

@@ -66,11 +66,27 @@ class ConnectionIO:
         """The next bytes from the peer (b"" at EOF); raises ``Gone`` on a reset."""
         if self._sock is None:
             return await self._receive_stream()
+        data = self.try_receive()
+        if data is not None:
+            return data
+        return await self.receive_later()
+
+    async def receive_later(self) -> bytes:
+        """Like ``receive``, for a caller that has just found nothing there: waits for the
+        socket first, so it always yields to the scheduler, and skips a read that would fail.
+
+        Retrying at once instead lets a client that answers within microseconds (a load
+        generator on the other core) have its next request served in the same scheduler
+        pass, and the one after that: one connection kept the loop for 40 requests in a
+        row while the other 63 waited (p99 at 64 connections 0.5 s against a p50 of 14 ms).
+        """
+        if self._sock is None:
+            return await self._receive_stream()
         while True:
+            await trio.lowlevel.wait_readable(self._sock)
             data = self.try_receive()
             if data is not None:
                 return data
-            await trio.lowlevel.wait_readable(self._sock)
 
     async def wait_reset(self) -> None:
         """After the peer's EOF: return once it has reset the connection (now ``broken``).

@@ -90,6 +90,8 @@ def measure(case: Case, connections: int, seconds: float, generator: str) -> dic
         "requests_per_s": round(result.rate, 1),
         "p50_ms": round(result.percentile(50) * 1000, 2),
         "p99_ms": round(result.percentile(99) * 1000, 2),
+        "p99.9_ms": round(result.percentile(99.9) * 1000, 2),
+        "max_ms": round(result.percentile(100) * 1000, 2),
         "server_cpu_us_per_req": round(cpu / max(result.requests, 1) * 1e6, 1),
         "server_cpu_share": round(cpu / seconds, 2),
         "errors": result.errors,
@@ -113,7 +115,8 @@ def rounds(
 
 def _brief(row: dict[str, Any]) -> str:
     return (
-        f"{row['requests_per_s']:>8.0f} req/s  p50 {row['p50_ms']:>6.2f}  p99 {row['p99_ms']:>6.2f} ms"
+        f"{row['requests_per_s']:>8.0f} req/s  p50 {row['p50_ms']:>6.2f}  p99 {row['p99_ms']:>6.2f}"
+        f"  p99.9 {row['p99.9_ms']:>6.2f}  max {row['max_ms']:>6.2f} ms"
         f"  cpu {row['server_cpu_us_per_req']:>6.0f} us/req ({row['server_cpu_share']:.2f} core)"
         f"  errors {row['errors']}"
     )

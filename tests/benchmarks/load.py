@@ -21,14 +21,14 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     client_cpu: float = 0.0
-    # Percentiles measured elsewhere (wrk's), preferred over ``latencies``.
-    percentiles: dict[int, float] = field(default_factory=dict)
+    # Percentiles measured elsewhere (wrk's), preferred over ``latencies``; 100 is the max.
+    percentiles: dict[float, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
-    def percentile(self, p: int) -> float:
+    def percentile(self, p: float) -> float:
         if p in self.percentiles:
             return self.percentiles[p]
         ordered = sorted(self.latencies)

@@ -34,6 +34,10 @@ def _lua(path: str, body: bytes, headers: dict[str, str]) -> str:
         "  n = n + 1",
         f'  return wrk.format("POST", [==[{path}]==], headers, head .. n .. tail)',
         "end",
+        # The far tail, which --latency leaves out (microseconds).
+        "done = function(summary, latency, requests)",
+        '  io.write(string.format("tail: %d %d\\n", latency:percentile(99.9), latency.max))',
+        "end",
     ]
     return "\n".join(lines) + "\n"
 
@@ -64,7 +68,11 @@ def _parse(out: str, seconds: float) -> Result:
     result.errors = int(errors.group(1)) if errors else 0
     result.reconnects = sum(map(int, sockets.groups())) if sockets else 0
     result.percentiles = {
-        int(p): float(v) * _UNITS[u]
+        float(p): float(v) * _UNITS[u]
         for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     }
+    tail = re.search(r"^tail: (\d+) (\d+)$", out, re.M)
+    if tail:
+        result.percentiles[99.9] = int(tail.group(1)) / 1e6
+        result.percentiles[100.0] = int(tail.group(2)) / 1e6
     return result

@@ -5,12 +5,15 @@ the errors a process meets at its descriptor limit, then succeeds. Without the f
 every failure with a traceback (through the stdlib logger ``trio.serve_listeners``) and
 retries every 100 ms; here the test asserts one ``accept.paused``, one ``accept.resumed`` and
 the backoff, on the mock clock. The real limit is exercised in tests/e2e/test_fd_limits.py.
+Connections waiting together are accepted in one scheduler pass, up to ``ACCEPT_BURST``.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import socket
+from collections import Counter
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -21,7 +24,9 @@ import trio.testing
 from structlog.testing import capture_logs
 
 from mcpd.transport import hypercorn_accept
-from mcpd.transport.hypercorn_accept import FIRST_RETRY, MAX_RETRY
+from mcpd.transport.hypercorn_accept import ACCEPT_BURST, FIRST_RETRY, MAX_RETRY
+
+BOUND = 10.0
 
 
 class ScriptedListener(trio.abc.Listener[trio.abc.Stream]):
@@ -105,3 +110,42 @@ async def test_other_accept_errors_still_propagate(pauses: list[None]) -> None:
         await _serve(ScriptedListener([errno.EBADF]))
     assert caught.group_contains(OSError, match="scripted")
     assert pauses == []
+
+
+class Passes(trio.abc.Instrument):
+    """Counts the scheduler's passes (each begins with a check for I/O)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def after_io_wait(self, timeout: float) -> None:
+        self.count += 1
+
+
+async def test_connections_waiting_together_are_accepted_in_one_pass(pauses: list[None]) -> None:
+    """A burst of connections in the backlog starts its handlers in one pass, up to the bound
+    (trio alone accepts one per pass: the last of 64 waited 64 passes of a busy loop)."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(ACCEPT_BURST + 6)]
+    passes, started, all_started = Passes(), Counter[int](), trio.Event()
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        started[passes.count] += 1
+        if started.total() == len(clients):
+            all_started.set()
+        await stream.aclose()
+
+    trio.lowlevel.add_instrument(passes)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(trio.serve_listeners, handler, listeners))
+            with trio.fail_after(BOUND):
+                await all_started.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        trio.lowlevel.remove_instrument(passes)
+        for client in clients:
+            client.close()
+    # The first accept and the burst behind it; then the next accept and the rest.
+    assert [count for _, count in sorted(started.items())] == [ACCEPT_BURST + 1, 5]

@@ -30,6 +30,7 @@ from hypercorn.trio import serve
 from mcpd.transport import hypercorn_fixes, lean_h11
 from mcpd.transport.app import serve_lifespan
 from mcpd.transport.hypercorn_h11 import HALF_CLOSED
+from mcpd.transport.lean_io import ConnectionIO
 
 BOUND = 10.0
 Message = dict[str, Any]
@@ -56,6 +57,8 @@ class App:
         self.second_receive_returned = False
         self.stale_send_error: BaseException | None = None
         self.sends: list[Send] = []
+        self.passes = Passes()
+        self.served: list[tuple[bytes, int]] = []  # /pass: (body, the scheduler pass)
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -74,6 +77,8 @@ class App:
         if path == "/gate":
             await self._gated(receive, send)
             return
+        if path == "/pass":
+            self.served.append((body, self.passes.count))
         if path == "/stale":
             try:
                 await self.sends[0]({"type": "http.response.body", "body": b"x"})
@@ -101,6 +106,16 @@ class App:
             nursery.start_soon(again)
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
+
+
+class Passes(trio.abc.Instrument):
+    """Counts the scheduler's passes (each begins with a check for I/O)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def after_io_wait(self, timeout: float) -> None:
+        self.count += 1
 
 
 async def _body(receive: Receive) -> bytes | None:
@@ -227,6 +242,47 @@ async def test_pipelined_requests_are_answered_in_order() -> None:
         with trio.fail_after(BOUND):
             assert (await read_response(s, client))[1] == b"first"
             assert (await read_response(s, client))[1] == b"second"
+
+
+async def test_each_connection_is_served_one_request_per_scheduler_pass() -> None:
+    """Two clients pipeline ten requests each: each connection's requests are served in passes
+    of their own, and the two connections' in the same passes, not one client after the other."""
+    app = App()
+    trio.lowlevel.add_instrument(app.passes)
+    try:
+        async with serving(app, make_config()) as address:
+            a, b = await trio.open_tcp_stream(*address), await trio.open_tcp_stream(*address)
+            async with a, b:
+                await a.send_all(post("/pass", b"a") * 10)
+                await b.send_all(post("/pass", b"b") * 10)
+                for stream in (a, b):
+                    client = h11.Connection(h11.CLIENT)
+                    with trio.fail_after(BOUND):
+                        for _ in range(10):
+                            assert (await read_response(stream, client))[1] == b"ok"
+    finally:
+        trio.lowlevel.remove_instrument(app.passes)
+    passes = {label: [n for body, n in app.served if body == label] for label in (b"a", b"b")}
+    assert all(len(set(served)) == 10 for served in passes.values())
+    assert min(passes[b"b"]) < max(passes[b"a"])
+    assert min(passes[b"a"]) < max(passes[b"b"])
+
+
+async def test_a_read_after_finding_nothing_passes_through_the_scheduler() -> None:
+    """``receive_later`` (the read after an empty ``try_receive``) yields even if the bytes have
+    arrived meanwhile; ``receive`` takes bytes already there without a pass."""
+    left, right = trio.socket.socketpair()
+    with left, right:
+        io = ConnectionIO(trio.SocketStream(left), 5.0)
+        await right.send(b"one")
+        with trio.testing.assert_no_checkpoints():
+            assert io.try_receive() == b"one"
+        await right.send(b"two")
+        with trio.testing.assert_checkpoints():
+            assert await io.receive_later() == b"two"
+        await right.send(b"three")
+        with trio.testing.assert_no_checkpoints():
+            assert await io.receive() == b"three"
 
 
 async def test_chunked_request_body_arrives_whole() -> None:
