@@ -104,6 +104,7 @@ class Daemon:
         self.settings = settings
         self.registry = registry if registry is not None else _load(settings)
         self.metrics = Metrics()
+        self.metrics.add_process_collectors()
         self.metrics.plugins_loaded(self.registry.plugins, len(self.registry.tools))
         self.tracker = FlightTracker()
         server = settings.server

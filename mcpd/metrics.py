@@ -26,7 +26,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -307,6 +314,15 @@ class Metrics:
 
     def reloaded(self, ok: bool) -> None:
         self._reloads.labels("ok" if ok else "failed").inc()
+
+    def add_process_collectors(self) -> None:
+        """The standard ``process_*`` (CPU, memory, open files) and ``python_gc_*`` series.
+
+        Once per process (the daemon's): the GC collector hooks ``gc.callbacks``.
+        """
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
     def watch(self, *, in_flight: Callable[[], int], sessions: Callable[[], int]) -> None:
         """Read these at scrape time: requests in flight and open sessions."""
