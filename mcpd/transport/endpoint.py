@@ -454,6 +454,9 @@ class Endpoint:
                 if not call.flight.abandoned:  # else the abandoning did this already
                     self._tracker.discard(call.flight)
                     waiter.answered()
+                # The partial refers back to the call: left in place, every request would
+                # leave a reference cycle for the cyclic GC's full collections to walk.
+                call.flight.abandon = None
 
         for call in calls:
             call.flight.abandon = partial(self.abandon, call, exchange, waiter.answered)

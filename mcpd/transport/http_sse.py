@@ -359,6 +359,7 @@ class HttpSse:
             finally:
                 if not flight.abandoned:
                     tracker.discard(flight)
+                flight.abandon = None  # it refers back to the call: no cycle left behind
 
         flight.abandon = partial(self._endpoint.abandon, call, reply, _nothing)
         tracker.add(call.flight)
