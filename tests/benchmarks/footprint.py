@@ -38,9 +38,18 @@ def run_all(site: Path, markers: Path, work: Path, trials: int) -> dict[str, Any
     }
 
 
+# One client opening 2,050 sessions as fast as it can is what [limits] exists to stop
+# (handshakes_per_second, max_sessions_per_principal); they are off here, where the cost of a
+# session is measured, not the limits.
+MANY_SESSIONS = "[limits]\nhandshakes_per_second = 0\nmax_sessions_per_principal = 0\n"
+# Likewise 1,000 calls of one client running at once in one session (its
+# max_concurrent_per_principal, and [server] max_requests_per_session).
+MANY_CALLS = "[limits]\nmax_concurrent_per_principal = 0\n"
+
+
 def session_memory(site: Path, markers: Path, work: Path) -> dict[str, Any]:
     """VmRSS growth per idle legacy session (initialize + initialized), over 1,000, twice."""
-    server = start_mcpd(site, markers, work)
+    server = start_mcpd(site, markers, work, tables=MANY_SESSIONS)
     url = f"http://127.0.0.1:{port_of(server)}/mcp"
     per_session = []
     try:
@@ -75,7 +84,7 @@ def _open_get_stream(port: int, session: str) -> socket.socket:
 
 def stream_memory(site: Path, markers: Path, work: Path) -> dict[str, Any]:
     """VmRSS growth per session that holds an open GET stream (its socket, its tasks)."""
-    server = start_mcpd(site, markers, work)
+    server = start_mcpd(site, markers, work, tables=MANY_SESSIONS)
     port = port_of(server)
     url = f"http://127.0.0.1:{port}/mcp"
     socks: list[socket.socket] = []
@@ -167,7 +176,9 @@ def cancel_latency(site: Path, markers: Path, work: Path, trials: int) -> dict[s
 def pending_calls(site: Path, markers: Path, work: Path, calls: int = 1000) -> dict[str, Any]:
     """Server CPU while ``calls`` legacy calls of ``nap`` (silent) are all pending: the cost
     of waiting itself (timers, keep-alives, the priming event after a second)."""
-    server = start_mcpd(site, markers, work)
+    server = start_mcpd(
+        site, markers, work, f"max_requests_per_session = {calls}", tables=MANY_CALLS
+    )
     port = port_of(server)
     socks: list[socket.socket] = []
     stop = threading.Event()

@@ -87,14 +87,20 @@ _FROM_TREE = (
 
 
 def start_mcpd(
-    site: Path, markers: Path, workdir: Path, server_extra: str = "", code: Path | None = None
+    site: Path,
+    markers: Path,
+    workdir: Path,
+    server_extra: str = "",
+    code: Path | None = None,
+    tables: str = "",
 ) -> Server:
-    """mcpd on its defaults; ``code``: a source tree to run instead of this checkout."""
+    """mcpd on its defaults; ``code``: a source tree to run instead of this checkout;
+    ``tables``: more config tables."""
     port = free_port()
     config = workdir / f"mcpd-{port}.toml"
     config.write_text(
         f'[server]\nlisten = ["127.0.0.1:{port}"]\n{server_extra}\n'
-        f'[plugin.fixture]\nmarker_dir = "{markers}"\n'
+        f'[plugin.fixture]\nmarker_dir = "{markers}"\n{tables}'
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     launch = ["-m", "mcpd"] if code is None else ["-c", _FROM_TREE, str(code)]
