@@ -12,11 +12,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
 
 KEYS_ISSUER: Final = "keys"
 ANONYMOUS_ISSUER: Final = "anonymous"
+
+
+@lru_cache(maxsize=4096)
+def _pair_key(first: str, second: str) -> str:
+    """JSON of ``[first, second]``; cached: a request asks for its principal's keys several
+    times (limits, state binding), and the same few principals call again and again."""
+    return json.dumps([first, second], separators=(",", ":"))
 
 
 def _frozen(value: Any) -> Any:
@@ -61,7 +69,7 @@ class Principal:
     @property
     def key(self) -> str:
         """Stable and unambiguous: JSON of (issuer, subject); state is bound to it."""
-        return json.dumps([self.issuer, self.subject], separators=(",", ":"))
+        return _pair_key(self.issuer, self.subject)
 
     @property
     def limit_key(self) -> str:
@@ -94,7 +102,7 @@ class Anonymous(Principal):
 
     @property
     def limit_key(self) -> str:
-        return json.dumps([ANONYMOUS_ISSUER, self.client_address or ""], separators=(",", ":"))
+        return _pair_key(ANONYMOUS_ISSUER, self.client_address or "")
 
     @property
     def anonymous(self) -> bool:
