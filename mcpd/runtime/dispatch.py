@@ -290,6 +290,11 @@ class Dispatcher:
             fields["reason"] = call.flight.reason
         if self._log_arguments:
             fields["arguments"] = arguments
+        elif outcome == "ok":
+            # A call that went well is recorded by its audit event (mcpd.audit, info); a second
+            # line per call saying the same would double the logging work on the hot path.
+            log.debug("tool.call", **fields)
+            return
         log.info("tool.call", **fields)
 
     async def _run_tool(

@@ -196,9 +196,27 @@ def test_logs_hold_no_session_ids_or_arguments(daemon: Daemon, http: httpx.Clien
     secret = f"secret-{uuid.uuid4().hex}"
     assert client.call("echo", {"text": secret})["content"][0]["text"] == secret
     call = daemon.wait_for(
-        "tool.call", lambda e: e.get("tool") == "echo" and e.get("session") == client.session_id[:8]
+        "audit", lambda e: e.get("tool") == "echo" and e.get("session") == client.session_id[:8]
     )
     assert call["outcome"] == "ok"
     text = "".join(daemon.raw)
     assert client.session_id not in text
     assert secret not in text
+
+
+def test_a_successful_call_is_one_line_and_a_failed_one_says_more(
+    daemon: Daemon, http: httpx.Client
+) -> None:
+    client = Legacy(http, daemon.url).initialize()
+    session = client.session_id[:8]
+    assert client.call("echo", {"text": "fine"})["content"][0]["text"] == "fine"
+    assert client.call("fail", {"message": "no"})["isError"] is True
+    # Both audited; wait for the second, so both calls' lines are in.
+    failed = daemon.wait_for(
+        "audit", lambda e: e.get("session") == session and e.get("name") == "fail"
+    )
+    assert (failed["outcome"], failed["reason"]) == ("error", "tool_error")
+    ours = [entry for entry in daemon.logs if entry.get("session") == session]
+    per_call = [(e["event"], e.get("tool")) for e in ours if e.get("tool") in ("echo", "fail")]
+    # The success: its audit event alone; the failure: the tool's own line too.
+    assert per_call == [("audit", "echo"), ("tool.call", "fail"), ("audit", "fail")]

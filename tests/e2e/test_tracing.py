@@ -167,7 +167,7 @@ def test_a_session_call_with_traceparent_in_the_http_headers(
     assert secret not in traced.path.read_text()
     assert client.session_id not in traced.path.read_text()
     # The request's log events name its trace.
-    logged = traced.daemon.wait_for("tool.call", lambda event: event.get("trace_id") == trace_id)
+    logged = traced.daemon.wait_for("audit", lambda event: event.get("trace_id") == trace_id)
     assert logged["tool"] == "traced_work"
 
 

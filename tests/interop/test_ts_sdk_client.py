@@ -160,12 +160,12 @@ def test_tools_ask_the_client(ts_run: Run, interop_daemon: Daemon, mode: str) ->
 
     if EXPECTED[mode][1] == "modern":
         interop_daemon.wait_for("tool.call", ask_three("input_required", None))
-        interop_daemon.wait_for("tool.call", ask_three("ok", None))
+        interop_daemon.wait_for("audit", ask_three("ok", None))  # a success: its audit line
     else:
         session = logged_session(interop_daemon, mode)
-        interop_daemon.wait_for("tool.call", ask_three("ok", session))
-        calls = [e for e in interop_daemon.events("tool.call") if e.get("session") == session]
-        assert [e["outcome"] for e in calls if e["tool"] == "ask_three"] == ["ok"], calls
+        interop_daemon.wait_for("audit", ask_three("ok", session))
+        calls = [e for e in interop_daemon.events("audit") if e.get("session") == session]
+        assert [e["outcome"] for e in calls if e.get("tool") == "ask_three"] == ["ok"], calls
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -171,3 +171,12 @@ marker_dir = "{markers}"
 {extra}
 """
     return write_config(path, text)
+
+
+def tool_calls_served(daemon: Daemon) -> list[dict[str, Any]]:
+    """The audit events of the tool calls ``daemon`` answered with a result (``ok``)."""
+    return [
+        event
+        for event in daemon.events("audit")
+        if event.get("method") == "tools/call" and event.get("outcome") == "ok"
+    ]
