@@ -158,19 +158,18 @@ class Limits:
         rule = None if tool is None else self._rule(tool)
         return Running(self, principal, tool, rule)
 
-    async def _hold(self, limit: LimitName, key: str, total: int, deadline: float) -> object:
-        """Take a slot of ``key`` under ``limit``; the borrower to release it with."""
+    async def _hold(self, limit: LimitName, key: str, total: int, deadline: float) -> None:
+        """Take a slot of ``key`` under ``limit`` (give it back with ``_release``)."""
         caps = self._tool_caps if limit == TOOL_CONCURRENCY else self._principal_caps
-        borrower = object()  # one per hold: a task may hold several slots of one key
-        if await caps.acquire(key, borrower, total, deadline):
-            return borrower
+        if await caps.acquire(key, total, deadline):
+            return
         if limit == TOOL_CONCURRENCY:
             raise self._refuse(limit, CONCURRENCY_RETRY, f"tool {key!r} is busy")
         raise self._refuse(limit, CONCURRENCY_RETRY, "too many requests running")
 
-    def _release(self, limit: LimitName, key: str, borrower: object) -> None:
+    def _release(self, limit: LimitName, key: str) -> None:
         caps = self._tool_caps if limit == TOOL_CONCURRENCY else self._principal_caps
-        caps.release(key, borrower)
+        caps.release(key)
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -229,7 +228,7 @@ class Running:
         self._principal = principal
         self._tool = tool
         self._rule = rule
-        self._held: list[tuple[LimitName, str, object]] = []
+        self._held: list[tuple[LimitName, str]] = []
 
     async def __aenter__(self) -> None:
         limits, rule = self._limits, self._rule
@@ -246,7 +245,8 @@ class Running:
         try:
             for limit, key, total in wanted:
                 if total:
-                    self._held.append((limit, key, await limits._hold(limit, key, total, deadline)))
+                    await limits._hold(limit, key, total, deadline)
+                    self._held.append((limit, key))
         except BaseException:
             self._release()
             raise

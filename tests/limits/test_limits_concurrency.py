@@ -223,3 +223,46 @@ def test_session_counts_survive_a_reload_that_lowers_the_cap() -> None:
     lim.close_session("alice")
     lim.open_session("alice")
     assert lim.statistics().sessions == 4
+
+
+async def test_waiters_are_served_in_arrival_order_and_newcomers_queue_behind_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lim = limits(max_concurrent_per_principal=1, queue_timeout_seconds=60)
+    log: list = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold, lim, "alice", "holder", 2, log)
+        await trio.testing.wait_all_tasks_blocked()
+        for name in ("w1", "w2", "w3"):
+            nursery.start_soon(hold, lim, "alice", name, 1, log)
+            await trio.testing.wait_all_tasks_blocked()
+    order = [entry[2] for entry in log if entry[0] == "start"]
+    assert order == ["holder", "w1", "w2", "w3"]
+    assert lim.statistics().principals_running == 0
+
+
+async def test_a_slot_handed_to_a_waiter_cancelled_at_that_moment_goes_to_the_next(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lim = limits(max_concurrent_per_principal=1, queue_timeout_seconds=60)
+    log: list = []
+    t0 = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        doomed = trio.CancelScope()
+
+        async def doomed_call() -> None:
+            with doomed:
+                await hold(lim, "alice", "doomed", 1, log)
+
+        async with lim.running("alice"):
+            nursery.start_soon(doomed_call)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(hold, lim, "alice", "next", 1, log)
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(3)
+            # In one scheduler pass, "doomed" is cancelled while queued and then handed the
+            # slot this block releases, before it runs: the slot must reach "next".
+            doomed.cancel()
+    starts = {entry[2]: entry[3] - t0 for entry in log if entry[0] == "start"}
+    assert starts == {"next": 3}
+    assert lim.statistics().principals_running == 0
