@@ -54,6 +54,7 @@ _UPSTREAM_RUN: Final = TCPServer.run
 # such a connection at once would lose the request: the keep-alive race, measured on 8
 # busy httpx clients at a restart, lost requests on 3 to 5 of their 8 connections.
 DRAIN_LINGER: Final = 1.0
+LINGER_POLL: Final = 0.002
 _ASGI: Final = {"spec_version": "2.1", "version": "3.0"}
 _ERROR_HEADERS: Final = [(b"content-length", b"0"), (b"connection", b"close")]
 
@@ -61,13 +62,16 @@ _settings = {"write_timeout": 30.0}
 
 
 class Drain:
-    """Per server config: whether the daemon is draining, and the idle connections to close."""
+    """Per server config: whether the daemon is draining, the idle deadlines of its
+    connections (to close the idle ones), and the connections themselves (to know which still
+    owe their client an answer)."""
 
-    __slots__ = ("draining", "idle")
+    __slots__ = ("connections", "draining", "idle")
 
     def __init__(self) -> None:
         self.draining = False
         self.idle: weakref.WeakSet[IdleDeadline] = weakref.WeakSet()
+        self.connections: weakref.WeakSet[LeanConnection] = weakref.WeakSet()
 
 
 _DRAINS: weakref.WeakKeyDictionary[Config, Drain] = weakref.WeakKeyDictionary()
@@ -90,15 +94,20 @@ def begin_drain(config: Config) -> None:
 
 
 async def wait_lingering(config: Config) -> None:
-    """Return once no connection drained by ``begin_drain`` still waits for a last request
-    (``DRAIN_LINGER`` from now at most), so that a request its client sent without knowing
-    of the drain has been answered (those ended late in the drain, by a call cut at the
-    stop, are waited for too)."""
+    """Return once no connection drained by ``begin_drain`` still owes its client an answer
+    (``DRAIN_LINGER`` from now at most): one whose last response did not say
+    ``Connection: close`` may carry a request its client sent without knowing of the drain,
+    or be about to (one that has just answered and is not idle yet, one reading or serving
+    its next request); it is done once it has said ``close`` or is gone, which an idle one is
+    after its linger. Polled: this runs once, at the end of a drain."""
     drain = drain_state(config)
     if not drain.draining:
         return
-    latest = max((idle.deadline for idle in drain.idle if idle.armed), default=0.0)
-    await trio.sleep_until(min(latest, trio.current_time() + DRAIN_LINGER))
+    give_up = trio.current_time() + DRAIN_LINGER
+    while any(not conn.told_close for conn in list(drain.connections)):
+        if trio.current_time() >= give_up:
+            return
+        await trio.sleep(LINGER_POLL)
 
 
 def install(*, write_timeout: float) -> None:
@@ -211,12 +220,14 @@ class LeanConnection:
         for idle in idle_sets:
             if idle is not None:
                 idle.add(self._idle)
+        self._drain.connections.add(self)
         try:
             with trio.CancelScope() as self._life:
                 self._idle.scope = self._life
                 while await self._cycle():
                     pass
         finally:
+            self._drain.connections.discard(self)
             self._idle.scope = None
             for idle in idle_sets:
                 if idle is not None:
