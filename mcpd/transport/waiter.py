@@ -59,6 +59,12 @@ class Waiter:
         interval: float,
         resume_window: float = 0,
     ) -> None:
+        # One scheduler pass first: the answering tasks were started just before, and a fast
+        # call (most are) has written its answer within it; then there is nothing to watch,
+        # and no cancel scope or client read is needed.
+        await trio.lowlevel.checkpoint()
+        if not self.remaining:
+            return
         client_gone = False
         # The stream may be resumed on another connection (GET + Last-Event-ID) before this
         # one's disconnect arrives: from then on, that connection is not ours to probe or end.
