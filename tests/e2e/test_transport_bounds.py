@@ -115,9 +115,10 @@ def test_a_sessions_requests_in_flight_are_capped(bounded: Daemon) -> None:
         assert refused["error"]["code"] == -32000
         assert "in flight" in refused["error"]["message"]
         assert http.delete(bounded.url, headers=client.headers()).status_code == 200
-    for thread in waiting:
-        thread.join(timeout=WAIT)
-        assert not thread.is_alive()
+        # Joined before the client closes: closing it would close their streams under them.
+        for thread in waiting:
+            thread.join(timeout=WAIT)
+            assert not thread.is_alive()
 
 
 class SseReader:
