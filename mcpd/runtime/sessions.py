@@ -91,6 +91,7 @@ class Session:
         "_last_active",
         "_nursery",
         "_outbox",
+        "_reaping",
         "_stream_count",
         "capabilities",
         "client_info",
@@ -143,7 +144,9 @@ class Session:
         # Resumable streams by key (see mcpd.protocol.resume): POST streams and the GET log.
         self.resumable: dict[str, Any] = {}
         self._stream_count = 0
-        self._finished: deque[str] | None = None  # finished streams still resumable, oldest first
+        # Finished streams still resumable, with when they stop being, oldest first.
+        self._finished: deque[tuple[str, float]] | None = None
+        self._reaping = False  # a task is set to drop them as their windows end
         self._get_log: EventLog | None = None
         self.end_reason: str | None = None
         self._idle_timeout = idle_timeout
@@ -354,25 +357,34 @@ class Session:
             return
         if self._finished is None:
             self._finished = deque()
-        self._finished.append(key)
-        while len(self._finished) > RETAINED_STREAMS or (
-            len(self._finished) > 1 and self._finished_bytes() > self.limits.replay_session_bytes
+        finished = self._finished
+        finished.append((key, trio.current_time() + after))
+        while len(finished) > RETAINED_STREAMS or (
+            len(finished) > 1 and self._finished_bytes() > self.limits.replay_session_bytes
         ):
-            self.resumable.pop(self._finished.popleft(), None)
-        self._nursery.start_soon(self._forget, key, after)
+            self.resumable.pop(finished.popleft()[0], None)
+        if not self._reaping:
+            # One task per session, not one per stream: a busy session finishes thousands of
+            # streams within a window, and as many sleeping tasks (each a timer and a few
+            # kB the GC walks) made the tail of SSE answers several times the median.
+            self._reaping = True
+            self._nursery.start_soon(self._reap)
 
     def _finished_bytes(self) -> int:
         finished = self._finished or ()
-        return sum(getattr(self.resumable.get(key), "replay_bytes", 0) for key in finished)
+        return sum(getattr(self.resumable.get(key), "replay_bytes", 0) for key, _ in finished)
 
-    async def _forget(self, key: str, after: float) -> None:
+    async def _reap(self) -> None:
+        """Drop finished streams as their resume windows end, then stop."""
+        finished = self._finished
         try:
-            await trio.sleep(after)
+            while finished:
+                await trio.sleep_until(finished[0][1])
+                now = trio.current_time()
+                while finished and finished[0][1] <= now:
+                    self.resumable.pop(finished.popleft()[0], None)
         finally:
-            self.resumable.pop(key, None)
-            if self._finished is not None:
-                with contextlib.suppress(ValueError):
-                    self._finished.remove(key)
+            self._reaping = False
 
     # -- asking the client --------------------------------------------------------------
 

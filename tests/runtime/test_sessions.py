@@ -232,6 +232,25 @@ async def test_finished_streams_are_kept_for_the_window_and_bounded(
     assert len({*keys}) == len(keys)  # keys are unique within the session
 
 
+async def test_thousands_of_finished_streams_cost_one_task_not_one_each(
+    manager: SessionManager, autojump_clock: trio.testing.MockClock
+) -> None:
+    session = await manager.create(INIT)
+    nursery = session._nursery
+    assert nursery is not None
+    before = len(nursery.child_tasks)
+    for _ in range(1000):
+        key = session.new_stream_key()
+        session.resumable[key] = object()
+        session.forget_stream(key, 30.0)
+        await trio.sleep(0.001)
+    assert len(nursery.child_tasks) == before + 1  # the one that drops them as windows end
+    assert len(session.resumable) == RETAINED_STREAMS
+    await trio.sleep(31)
+    assert session.resumable == {}
+    assert len(nursery.child_tasks) == before  # and it ends once nothing is left
+
+
 class _Stream:
     """Stands in for an exchange in ``Session.resumable``: only its replay size matters."""
 
