@@ -579,12 +579,12 @@ class SessionManager(NurseryHost):
                 break
             if record.id in self._sessions or record.protocol_version not in LEGACY_VERSIONS:
                 continue  # taken, or a revision this build does not speak (a downgrade)
-            if self._counter is not None and record.limit_key is not None:
-                try:
-                    self._counter.open_session(record.limit_key)
+            session = Session.restore(record, wall_now, self._idle_timeout, self._limits)
+            if self._counter is not None and session.limit_key is not None:
+                try:  # counted last: nothing after it can fail and leave the count behind
+                    self._counter.open_session(session.limit_key)
                 except LimitExceeded:
                     continue  # its principal has all it may have (the limit was lowered)
-            session = Session.restore(record, wall_now, self._idle_timeout, self._limits)
             self._sessions[session.id] = session
             restored.append(session)
         # Started together, then waited for once: one nursery.start() each would cost a
