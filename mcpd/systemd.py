@@ -6,7 +6,10 @@ systemd talks to a ``Type=notify`` service through the environment and one datag
   ``WATCHDOG=1`` go (a filesystem path, or an abstract name written with a leading ``@``);
 * ``WATCHDOG_USEC`` / ``WATCHDOG_PID``: how often the manager expects ``WATCHDOG=1``;
 * ``LISTEN_FDS`` / ``LISTEN_PID`` / ``LISTEN_FDNAMES``: sockets it opened for us (socket
-  activation), passed as file descriptors 3, 4, ... .
+  activation), passed as file descriptors 3, 4, ... ; after them, the descriptors the last
+  process of the service left in its file descriptor store (``FDSTORE=1``, see
+  ``Notifier.store_fd``): mcpd keeps the open connections of 2024-11-05 SSE sessions there
+  across a restart, named ``KEPT_PREFIX…`` (``ServiceEnvironment.kept``).
 
 No C library is needed for any of it. ``take_environment`` reads these variables once and
 removes them, so plugin subprocesses do not inherit them and mistake themselves for the
@@ -16,6 +19,7 @@ dropped, because a stuck or full notify socket must not stall the event loop.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import fcntl
 import os
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 import trio
 
 __all__ = [
+    "KEPT_PREFIX",
     "ActivatedSocket",
     "Notifier",
     "ServiceEnvironment",
@@ -36,6 +41,8 @@ __all__ = [
 ]
 
 FIRST_LISTEN_FD = 3  # SD_LISTEN_FDS_START
+# The names of the connections mcpd keeps in the fd store; every other passed fd is a listener.
+KEPT_PREFIX = "mcpd-sse-"
 MAX_PING_INTERVAL = 1.0  # seconds between WATCHDOG=1 pings, at most
 _VARIABLES = (
     "NOTIFY_SOCKET",
@@ -66,7 +73,8 @@ class ServiceEnvironment:
 
     notify_socket: str | None = None
     watchdog_interval: float | None = None  # seconds the manager waits for WATCHDOG=1
-    sockets: tuple[ActivatedSocket, ...] = ()
+    sockets: tuple[ActivatedSocket, ...] = ()  # listening sockets
+    kept: tuple[ActivatedSocket, ...] = ()  # connections from the fd store (KEPT_PREFIX)
 
 
 def take_environment(
@@ -79,10 +87,12 @@ def take_environment(
     """
     env = os.environ if environ is None else environ
     own_pid = os.getpid() if pid is None else pid
+    passed = _activated_sockets(env, own_pid)
     found = ServiceEnvironment(
         notify_socket=env.get("NOTIFY_SOCKET") or None,
         watchdog_interval=_watchdog_interval(env, own_pid),
-        sockets=_activated_sockets(env, own_pid),
+        sockets=tuple(s for s in passed if not s.name.startswith(KEPT_PREFIX)),
+        kept=tuple(s for s in passed if s.name.startswith(KEPT_PREFIX)),
     )
     for name in _VARIABLES:
         env.pop(name, None)
@@ -183,6 +193,26 @@ class Notifier:
     def watchdog(self) -> bool:
         """The event loop is alive."""
         return self.send(["WATCHDOG=1"])
+
+    def store_fd(self, name: str, fd: int) -> bool:
+        """Hand ``fd`` to the service manager's fd store as ``name``: it keeps it open across
+        a restart and passes it to the next process (``ServiceEnvironment.kept``). True if the
+        message went out; whether it was kept depends on the unit's
+        ``FileDescriptorStoreMax=`` (systemd closes what does not fit, and logs it)."""
+        if self._socket is None or self._address is None:
+            return False
+        fields = f"FDSTORE=1\nFDNAME={name}".encode()
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+        try:
+            self._socket.sendmsg([fields], rights, 0, self._address)
+        except OSError:
+            return False
+        return True
+
+    def remove_fd(self, name: str) -> bool:
+        """Drop the fd store's copy of ``name`` (taken over, or not wanted): a connection
+        must close when this process closes it, not stay open in the store."""
+        return self.send(["FDSTOREREMOVE=1", f"FDNAME={name}"])
 
     def close(self) -> None:
         if self._socket is not None:

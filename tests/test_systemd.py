@@ -20,6 +20,7 @@ import trio
 import trio.testing
 
 from mcpd.systemd import (
+    KEPT_PREFIX,
     ActivatedSocket,
     Notifier,
     ServiceEnvironment,
@@ -54,6 +55,20 @@ def test_take_environment_reads_everything_and_unsets_it() -> None:
     )
     assert [s.bind for s in found.sockets] == ["fd://3", "fd://4"]
     assert environ == {"PATH": "/usr/bin"}  # children inherit none of it
+
+
+def test_stored_connections_are_told_apart_from_listeners() -> None:
+    environ = {
+        "LISTEN_FDS": "3",
+        "LISTEN_PID": str(PID),
+        "LISTEN_FDNAMES": f"mcpd.socket:{KEPT_PREFIX}0a1b:{KEPT_PREFIX}2c3d",
+    }
+    found = take_environment(environ, pid=PID)
+    assert found.sockets == (ActivatedSocket(3, "mcpd.socket"),)  # only it is served
+    assert found.kept == (
+        ActivatedSocket(4, f"{KEPT_PREFIX}0a1b"),
+        ActivatedSocket(5, f"{KEPT_PREFIX}2c3d"),
+    )
 
 
 def test_nothing_set_means_a_plain_process() -> None:
@@ -157,6 +172,27 @@ def test_ready_reloading_stopping_status_and_watchdog(
     assert _fields(sock) == {"WATCHDOG": "1"}
     notifier.close()
     assert not notifier.send(["READY=1"])
+
+
+def test_an_fd_goes_to_the_store_and_out_of_it(receiver: tuple[socket.socket, str]) -> None:
+    sock, name = receiver
+    notifier = Notifier(name)
+    left, right = socket.socketpair()
+    with left, right:
+        assert notifier.store_fd("mcpd-sse-1", left.fileno())
+        data, fds, _, _ = socket.recv_fds(sock, 4096, 4)
+        assert dict(line.split("=", 1) for line in data.decode().split("\n")) == {
+            "FDSTORE": "1",
+            "FDNAME": "mcpd-sse-1",
+        }
+        assert len(fds) == 1
+        with socket.socket(fileno=fds[0]) as stored:  # the same connection, duplicated
+            stored.sendall(b"through the store")
+            assert right.recv(64) == b"through the store"
+    assert notifier.remove_fd("mcpd-sse-1")
+    assert _fields(sock) == {"FDSTOREREMOVE": "1", "FDNAME": "mcpd-sse-1"}
+    notifier.close()
+    assert not notifier.store_fd("mcpd-sse-2", 0)
 
 
 def test_a_filesystem_socket_path_works() -> None:
