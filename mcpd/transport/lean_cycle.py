@@ -16,11 +16,17 @@ only a reset or a failed write is. Since TCP cannot tell that FIN from a full cl
 gets ``HALF_CLOSED`` at the EOF (as on hypercorn's own path, ``mcpd.transport.hypercorn_h11``)
 and probes the client with a write; a client that had closed answers with RST, which the
 cycle polls for, and the app then gets ``http.disconnect``.
+
+A streaming response to a GET may be detached (``DETACH`` in the scope's extensions): the app
+takes a duplicate of the socket, mid-response, to carry it past this process (the 2024-11-05
+SSE connections kept across a restart, ``mcpd.transport.http_sse``), and the connection then
+closes its own descriptor without a word to the client.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 from http import HTTPStatus
 from time import time
 from typing import TYPE_CHECKING, Any, Final
@@ -42,6 +48,10 @@ _REASONS: Final = {status.value: status.phrase.encode() for status in HTTPStatus
 _CLOSE: Final = (b"connection", b"close")
 _DISCONNECT: Final = {"type": "http.disconnect"}
 _HALF_CLOSED: Final = {"type": HALF_CLOSED}
+# The client's states once its request is read (MUST_CLOSE: our response said close).
+_READ: Final = frozenset({h11.DONE, h11.MUST_CLOSE})
+# The scope extension offering ``Cycle.detach``.
+DETACH: Final = "mcpd.detach"
 
 
 class State(enum.Enum):
@@ -63,6 +73,7 @@ class Cycle:
     __slots__ = (
         "_body_done",
         "_buffered",
+        "_chunked",
         "_conn",
         "_disconnected",
         "_eof_told",
@@ -86,6 +97,7 @@ class Cycle:
         self.state = State.REQUEST
         self._status = 0
         self._head: h11.Response | None = None
+        self._chunked = False  # the response body is chunked (h11's choice, made at the head)
         self._body_done = False
         self._disconnected = False
         self._peer_eof = False
@@ -201,6 +213,8 @@ class Cycle:
         headers = build_and_validate_headers(message.get("headers", ()))
         headers.extend(self._conn.response_headers())
         streaming = not any(name.lower() == b"content-length" for name, _ in headers)
+        # As h11 frames it: chunked unless the client speaks HTTP/1.0 (then close-delimited).
+        self._chunked = streaming and self._conn.h11.their_http_version == b"1.1"
         if self._wants_close or self._conn.closing() or (streaming and self._method == "GET"):
             # A long-lived stream's connection is not worth reusing, and one ended at shutdown
             # must not look reusable (issue 12).
@@ -234,6 +248,31 @@ class Cycle:
     def _completed(self) -> None:
         self._woken()
         self._conn.log_access(self, self._status, time() - self._started_at)
+
+    def detach(self) -> int | None:
+        """A duplicate of the connection's socket, mid-response, for the app to keep; None if
+        the connection cannot be carried on from here by someone else who writes the rest of
+        a chunked body: TLS, a head still held, a body not chunked, the request not read to
+        its end, bytes read behind it, or the client gone or half-closed. Once detached,
+        nothing more is written and the connection's own descriptor closes quietly."""
+        conn = self._conn
+        sock = conn.io.raw_socket
+        if (
+            sock is None
+            or conn.io.broken
+            or self.state is not State.RESPONSE
+            or self._head is not None
+            or not self._chunked
+            or self._peer_eof
+            or self._buffered
+            or conn.h11.their_state not in _READ  # the request not read to its end
+            or conn.h11.trailing_data[0]
+        ):
+            return None
+        fd = os.dup(sock.fileno())
+        conn.detached = True
+        self.state = State.CLOSED  # nothing more goes out from here
+        return fd
 
     def connection_lost(self) -> None:
         """A write failed: a receiver waiting for the client to leave learns it now."""

@@ -44,7 +44,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import parse_socket_addr
 
 from mcpd.transport.hypercorn_idle import IdleDeadline
-from mcpd.transport.lean_cycle import Cycle, State, response
+from mcpd.transport.lean_cycle import DETACH, Cycle, State, response
 from mcpd.transport.lean_io import ConnectionIO, Gone
 
 _UPSTREAM_RUN: Final = TCPServer.run
@@ -120,6 +120,7 @@ async def _run(self: TCPServer) -> None:
     if self.config.read_timeout is not None:
         await _UPSTREAM_RUN(self)
         return
+    detached = False
     try:
         opened = await _open(self)
         if opened is None:
@@ -133,6 +134,11 @@ async def _run(self: TCPServer) -> None:
             return
         lean = LeanConnection(self, ssl=ssl, client=client, address=server)
         await lean.serve()
+        if lean.detached:
+            # Its response goes on elsewhere (Cycle.detach): no EOF, only our descriptor closes.
+            detached = True
+            await self.stream.aclose()
+            return
         if lean.handover is not None:
             await _serve_hypercorn(
                 self, ssl, "http/1.1", client=client, server=server, initial=lean.handover
@@ -140,7 +146,8 @@ async def _run(self: TCPServer) -> None:
     except OSError:
         pass
     finally:
-        await self._close()
+        if not detached:
+            await self._close()
 
 
 async def _open(self: TCPServer) -> tuple[bool, str] | None:
@@ -212,6 +219,7 @@ class LeanConnection:
         self._date: tuple[int, list[tuple[bytes, bytes]]] = (0, [])
         # Every byte of a request hypercorn must serve (an upgrade, the h2 preface).
         self.handover: bytes | None = None
+        self.detached = False  # a response was detached (Cycle.detach): the socket is not ours
 
     # -- the connection ---------------------------------------------------------------------
 
@@ -257,6 +265,8 @@ class LeanConnection:
             await self.refuse(404)
             return False
         cycle = Cycle(self, self._scope(request), wants_close=self.closing())
+        if request.method == b"GET" and self.io.raw_socket is not None:
+            cycle.scope["extensions"][DETACH] = cycle.detach  # a stream someone may carry on
         await self._run_app(cycle)
         return self._recycle(cycle)
 

@@ -50,6 +50,11 @@ class ConnectionIO:
         if isinstance(stream, trio.SocketStream):
             self._sock = getattr(stream.socket, "_sock", None)
 
+    @property
+    def raw_socket(self) -> socket.socket | None:
+        """The plain socket under the stream; None under TLS."""
+        return self._sock
+
     def try_receive(self) -> bytes | None:
         """What the kernel has now (b"" at EOF), or None if a read would block."""
         if self._sock is None:
