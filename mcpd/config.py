@@ -84,6 +84,8 @@ class ServerSettings:
     # $STATE_DIRECTORY (systemd's StateDirectory=), else none: nothing survives.
     state_dir: str = ""
     persist_sessions: bool = True  # false: keys only; sessions end with the process
+    # Under systemd, 2024-11-05 SSE connections wait out a restart in its fd store.
+    keep_sse_connections: bool = True
     state_max_bytes: int = 16 * 1024 * 1024  # the whole state file
     state_session_bytes: int = 64 * 1024  # one session's entry (replay events cut first)
     state_max_age: float = 3600.0  # a state file older than this at start is not used
@@ -302,6 +304,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, tuple[str, Convert]]]] = {
             "tls_private_key": ("tls_private_key", _text),
             "state_dir": ("state_dir", _directory),
             "persist_sessions": ("persist_sessions", _bool),
+            "keep_sse_connections": ("keep_sse_connections", _bool),
             "state_max_bytes": ("state_max_bytes", _positive_int),
             "state_session_bytes": ("state_session_bytes", _positive_int),
             "state_max_age_seconds": ("state_max_age", _positive_number),

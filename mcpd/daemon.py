@@ -65,6 +65,7 @@ from mcpd.transport.health import Readiness, health_blueprint, readiness
 from mcpd.transport.hosts import host_policy
 from mcpd.transport.http_sse import HttpSse
 from mcpd.transport.operator import metadata_blueprint, operator_app
+from mcpd.transport.sse_keep import FdStore
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
@@ -155,9 +156,13 @@ class Daemon:
             binds=[s.bind for s in self.service.sockets] or None,
         )
         routes: dict[str, App] = {}
+        self.notifier = Notifier(self.service.notify_socket)
+        # SSE connections the last process left in systemd's fd store, and this one's.
+        self.fd_store = FdStore(self.notifier, self.service.kept)
         self.http_sse: HttpSse | None = None
         if server.http_sse:
-            self.http_sse = HttpSse(server, self.endpoint)
+            keeps = server.keep_sse_connections and self.restart.persists_sessions
+            self.http_sse = HttpSse(server, self.endpoint, self.fd_store if keeps else None)
             routes = {
                 server.sse_path: self.http_sse.serve_sse,
                 server.messages_path: self.http_sse.serve_messages,
@@ -180,7 +185,6 @@ class Daemon:
         self.health_binds: list[str] = []
         self._grace = trio.CancelScope()
         self._http_config: Config | None = None  # what hypercorn serves the MCP endpoint with
-        self.notifier = Notifier(self.service.notify_socket)
         # Default: the config layers again (system file and drop-ins). ``mcpd serve`` passes
         # its own, which repeats its --config and flags too.
         self._reread = reread if reread is not None else load_settings
@@ -253,10 +257,13 @@ class Daemon:
                 nursery.start_soon(partial(watch_loop, self.tracker, self.metrics, threshold=stall))
             await nursery.start(self.sessions.run)
             await nursery.start(self.stateless.run)
+            if self.http_sse is not None:
+                await nursery.start(self.http_sse.run)
             # The last process's sessions, back before the first request can ask for them.
             await self.restart.restore(
-                self.sessions, self.dispatcher.states, list_digests(self.registry)
+                self.sessions, self.dispatcher.states, list_digests(self.registry), self.http_sse
             )
+            self.fd_store.release_rest()
             async with trio.open_nursery() as health:
                 if self.settings.metrics.listen:
                     self.health_binds = await health.start(self._serve_health)
@@ -403,6 +410,8 @@ class Daemon:
         if self._http_config is not None:
             await lean_h11.wait_lingering(self._http_config)
         self.tracker.accepting = False
+        if self.http_sse is not None:  # SSE connections to systemd's fd store, if it keeps them
+            await self.http_sse.park_all()
         with trio.move_on_after(SAVE_GRACE):
             lists = list_digests(self.registry)
             await self.restart.save(self.sessions, self.dispatcher.states, lists, interrupted)

@@ -56,6 +56,16 @@ class ReplayRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """A 2024-11-05 SSE session's connection, kept open in systemd's fd store across the
+    restart: the id its client POSTs with (``session_id``), and the name its descriptor was
+    stored under. The next process restores the session only if that descriptor came back."""
+
+    id: str
+    fd_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRecord:
     """What a handshake-era session needs to go on in the next process."""
 
@@ -73,6 +83,7 @@ class SessionRecord:
     get_stream: ReplayRecord | None = None  # the GET stream's event ids and replay log
     outbox: tuple[dict[str, Any], ...] = ()  # messages waiting for a GET stream
     limit_key: str | None = None  # what [limits] counts the session against
+    connection: ConnectionRecord | None = None  # an HTTP+SSE session: its kept connection
 
 
 @dataclass(frozen=True, slots=True)

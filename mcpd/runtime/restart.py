@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 import trio
@@ -32,7 +32,9 @@ from mcpd.config import ServerSettings, Settings, ToolsSettings
 from mcpd.persist.keyring import Keyring
 from mcpd.persist.records import (
     Budget,
+    ConnectionRecord,
     Encoded,
+    SessionRecord,
     StateDocument,
     StateRejected,
     decode_state,
@@ -42,6 +44,7 @@ from mcpd.persist.records import (
 )
 from mcpd.persist.store import StateStore, StoreError, state_directory
 from mcpd.plugin.registry import Registry
+from mcpd.runtime.flights import CLIENT_DISCONNECTED
 from mcpd.runtime.inputs import RequestStates
 from mcpd.runtime.notices import LIST_KINDS, ListKind
 from mcpd.runtime.sessions import Session, SessionManager
@@ -146,9 +149,14 @@ class RestartState:
     # -- at start ---------------------------------------------------------------------------
 
     async def restore(
-        self, sessions: SessionManager, states: RequestStates, lists: dict[str, str]
+        self,
+        sessions: SessionManager,
+        states: RequestStates,
+        lists: dict[str, str],
+        connections: KeptConnections | None = None,
     ) -> list[Session]:
-        """Take the last process's state file and bring back what is still good in it."""
+        """Take the last process's state file and bring back what is still good in it: an
+        HTTP+SSE session only if its connection came back with it (``connections``)."""
         store = self.store
         if store is None or self.keyring is None:
             return []
@@ -160,7 +168,9 @@ class RestartState:
             return []
         now = self._clock()
         found = usable(document, now, self._server.state_max_age)
-        restored = await sessions.restore(found.sessions, now)
+        records = [r for r in found.sessions if _carried(r, connections)]
+        restored = await sessions.restore(records, now)
+        adopted = _adopt(restored, connections)
         nonces = states.restore_spent(document.request_state_nonces)
         changed = _tell_changed_lists(restored, document.lists, lists)
         log.info(
@@ -168,7 +178,9 @@ class RestartState:
             sessions=len(restored),
             expired=found.expired,
             too_old=found.too_old,
-            skipped=len(found.sessions) - len(restored),
+            skipped=len(records) - len(restored),
+            sse_connections=adopted,
+            sse_connections_lost=len(found.sessions) - len(records),
             nonces=nonces,
             age_seconds=round(now - document.written_at, 3),
             lists_changed=changed,
@@ -249,6 +261,35 @@ class RestartState:
 
 # What a file may exceed state_max_bytes by: its header, and the estimate's margin.
 OVERHEAD_SLACK = 64 * 1024
+
+
+class KeptConnections(Protocol):
+    """The 2024-11-05 SSE connections the service manager kept (``HttpSse``)."""
+
+    def holds(self, record: ConnectionRecord) -> bool: ...
+
+    def adopt(self, session: Session, record: ConnectionRecord) -> bool: ...
+
+
+def _carried(record: SessionRecord, connections: KeptConnections | None) -> bool:
+    """Whether ``record``'s session can go on: not an HTTP+SSE one, or one whose connection
+    came back (without it, its client has already seen the session end)."""
+    kept = record.connection
+    return kept is None or (connections is not None and connections.holds(kept))
+
+
+def _adopt(restored: Sequence[Session], connections: KeptConnections | None) -> int:
+    """Put the restored HTTP+SSE sessions back on their connections; how many."""
+    adopted = 0
+    for session in restored:
+        kept = session.connection
+        if kept is None:
+            continue
+        if connections is not None and connections.adopt(session, kept):
+            adopted += 1
+        else:
+            session.close(CLIENT_DISCONNECTED)
+    return adopted
 
 
 def _tell_changed_lists(

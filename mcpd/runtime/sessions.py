@@ -24,7 +24,7 @@ import structlog
 import trio
 
 from mcpd.metrics import Metrics
-from mcpd.persist.records import ReplayRecord, SessionRecord
+from mcpd.persist.records import ConnectionRecord, ReplayRecord, SessionRecord
 from mcpd.plugin.context import InputUnavailable
 from mcpd.protocol.errors import (
     InvalidParams,
@@ -95,6 +95,7 @@ class Session:
         "_stream_count",
         "capabilities",
         "client_info",
+        "connection",
         "end_reason",
         "flights",
         "handshake",
@@ -126,6 +127,9 @@ class Session:
         # Another principal presenting the id is told it does not exist.
         self.principal = principal
         self.limit_key = limit_key  # what [limits] counts this session against
+        # An HTTP+SSE session whose connection is being carried past this process (set when
+        # it is handed to the fd store; restored with the session).
+        self.connection: ConnectionRecord | None = None
         self.version = init.negotiated_version
         self.capabilities = init.capabilities
         self.client_info = init.client_info
@@ -249,6 +253,7 @@ class Session:
             get_stream=None if get_log is None else _replay_record(get_log),
             outbox=tuple(self._outbox.pending()) if self._outbox is not None else (),
             limit_key=self.limit_key,
+            connection=self.connection,
         )
 
     @classmethod
@@ -267,6 +272,7 @@ class Session:
             init, idle_timeout, limits, principal=record.principal, limit_key=record.limit_key
         )
         session.id = record.id
+        session.connection = record.connection
         with contextlib.suppress(InvalidParams):  # a level this build does not know: default
             session.set_log_level(record.log_level)
         session.subscriptions = set(record.subscriptions)

@@ -230,10 +230,24 @@ def test_stateless_requests_across_the_restart(restart: Any) -> None:
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
-def test_a_new_sse_client_after_the_restart_connects_cleanly(restart: Any, flavor: str) -> None:
-    connected, done, (_, second) = restart(flavor, "sse")
+def test_an_sse_session_goes_on_on_its_kept_connection(restart: Any, flavor: str) -> None:
+    """2024-11-05: the session is its connection, which the fd store (the test plays
+    systemd) keeps across the restart: the same client calls on, unaware."""
+    connected, done, (first, second) = restart(flavor, "sse")
     assert connected["before"] == "before"
-    # 2024-11-05: the session was the connection the stop ended; it is not kept.
+    assert done["after"] == "after"
+    assert done["transportErrors"] == []
+    assert first.wait_for("http_sse.connections_kept")["kept"] == 1
+    assert second.wait_for("state.restored")["sse_connections"] == 1
+    assert done["fresh"] == "fresh"  # a new client beside it connects as usual
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_a_new_sse_client_after_the_restart_connects_cleanly(restart: Any, flavor: str) -> None:
+    """Without an fd store (systemd-socket-activate has none) the connection ends at the
+    stop: the old client's session is gone, and a new client connects cleanly."""
+    connected, done, (_, second) = restart(flavor, "sse", SocketActivate())
+    assert connected["before"] == "before"
     assert "error" in done["after"]
     assert second.wait_for("state.restored")["sessions"] == 0
     assert done["fresh"] == "fresh"  # no "other side closed" from a pooled dead socket

@@ -13,7 +13,13 @@ import pytest
 import trio
 import trio.testing
 
-from mcpd.persist.records import Budget, StateDocument, decode_state, encode_state
+from mcpd.persist.records import (
+    Budget,
+    ConnectionRecord,
+    StateDocument,
+    decode_state,
+    encode_state,
+)
 from mcpd.protocol.errors import SessionNotFound
 from mcpd.protocol.handshake import Event, Phase, parse_initialize
 from mcpd.protocol.jsonrpc import JsonObject, Response
@@ -74,11 +80,13 @@ async def test_everything_a_client_relies_on_comes_back(
     for _ in range(4):
         old.new_stream_key()
     old.post({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+    old.connection = ConnectionRecord("sse-connection-id", "mcpd-sse-0123")
 
     [new] = await after.restore([across_a_restart(old)], WALL)
     assert after.get(old.id, "key:laptop") is new
     assert new.id == old.id
     assert new.principal == "key:laptop"
+    assert new.connection == ConnectionRecord("sse-connection-id", "mcpd-sse-0123")
     assert (new.version, new.capabilities, new.client_info) == (
         old.version,
         old.capabilities,

@@ -3,7 +3,9 @@
 - ``restart_config``: the test daemon's config on a fixed address, with a state directory
   and resumable streams, so that the next daemon is where clients look for the last one.
 - ``HeldSocket``: the test plays systemd: it holds the listening socket and hands it to each
-  daemon as ``LISTEN_FDS`` does, so connections made while no daemon runs wait in its backlog.
+  daemon as ``LISTEN_FDS`` does, so connections made while no daemon runs wait in its backlog;
+  and it keeps a file descriptor store (``FdStore``) on the daemon's ``NOTIFY_SOCKET``: what a
+  daemon stores there (``FDSTORE=1``) the next one gets after the listener, as systemd does.
 - ``SocketActivate``: the same address served by daemons run under ``systemd-socket-activate``
   (which binds the socket, then execs the daemon on the first connection).
 - ``EventStream``: an SSE response (a GET stream) read in a thread, event by event.
@@ -13,10 +15,13 @@ Every wait is bounded only to turn a hang into a failure.
 
 from __future__ import annotations
 
+import array
 import json
 import os
+import select
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,11 +32,19 @@ import httpx
 
 from support.daemon import WAIT, Daemon, daemon_config, write_config
 
-# Plays systemd: the listening socket arrives as fd 3, with LISTEN_PID naming the daemon.
+# Plays systemd: the listening socket arrives as fd 3, the stored ones as 4, 5, ... (moved out
+# of the way first: a source may sit on a target), with LISTEN_PID naming the daemon.
 ACTIVATE = (
-    "import os, sys\n"
-    "os.dup2(int(os.environ.pop('HELD_FD')), 3)\n"
-    "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES='http')\n"
+    "import fcntl, os, sys\n"
+    "fds = [int(fd) for fd in os.environ.pop('HELD_FDS').split(',')]\n"
+    "high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1000) for fd in fds]\n"
+    "for fd in fds:\n"
+    "    os.close(fd)  # only the daemon's copies stay: a kept connection closes with them\n"
+    "for target, fd in enumerate(high, start=3):\n"
+    "    os.dup2(fd, target)\n"
+    "    os.close(fd)\n"
+    "os.environ.update(LISTEN_FDS=str(len(fds)), LISTEN_PID=str(os.getpid()),\n"
+    "                  LISTEN_FDNAMES=os.environ.pop('HELD_NAMES'))\n"
     "os.execv(sys.argv[1], sys.argv[1:])\n"
 )
 
@@ -58,8 +71,91 @@ def restart_config(
     return write_config(path, text)
 
 
+class FdStore:
+    """systemd's side of ``NOTIFY_SOCKET`` as far as the file descriptor store goes: fds sent
+    with ``FDSTORE=1`` are kept under their ``FDNAME``, ``FDSTOREREMOVE=1`` drops them, and one
+    whose peer hung up is dropped before it is passed on (systemd polls them for that). Every
+    other notification (READY=1, STATUS=...) is kept as text, in order."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.mkdtemp(prefix="mcpd-notify-")
+        self.address = os.path.join(self._dir, "notify")
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(self.address)
+        self._lock = threading.Lock()
+        self.stored: dict[str, list[int]] = {}
+        self.messages: list[str] = []
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        space = socket.CMSG_SPACE(64 * array.array("i").itemsize)
+        while True:
+            try:
+                data, ancillary, _, _ = self._socket.recvmsg(4096, space)
+            except OSError:
+                return  # closed
+            fds: list[int] = []
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    passed = array.array("i")
+                    passed.frombytes(payload[: len(payload) - len(payload) % passed.itemsize])
+                    fds.extend(passed)
+            self._take(data.decode(errors="replace"), fds)
+
+    def _take(self, text: str, fds: list[int]) -> None:
+        fields = dict(line.partition("=")[::2] for line in text.splitlines())
+        name = fields.get("FDNAME", "stored")
+        with self._lock:
+            self.messages.append(text)
+            if fields.get("FDSTORE") == "1" and fds:
+                self.stored.setdefault(name, []).extend(fds)
+                return
+            if fields.get("FDSTOREREMOVE") == "1":
+                for fd in self.stored.pop(name, []):
+                    os.close(fd)
+        for fd in fds:  # not for the store: systemd closes them too
+            os.close(fd)
+
+    def passed(self) -> list[tuple[str, int]]:
+        """The stored fds to pass to the next daemon, as (name, fd); hung-up ones dropped."""
+        with self._lock:
+            for name, fds in list(self.stored.items()):
+                alive = [fd for fd in fds if not _hung_up(fd)]
+                for fd in set(fds) - set(alive):
+                    os.close(fd)
+                if alive:
+                    self.stored[name] = alive
+                else:
+                    del self.stored[name]
+            return [(name, fd) for name, fds in self.stored.items() for fd in fds]
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self.stored)
+
+    def close(self) -> None:
+        self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        self._thread.join(WAIT)
+        with self._lock:
+            for fds in self.stored.values():
+                for fd in fds:
+                    os.close(fd)
+            self.stored.clear()
+        os.unlink(self.address)
+        os.rmdir(self._dir)
+
+
+def _hung_up(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
+
+
 class HeldSocket:
-    """A listening socket that outlives the daemons it is handed to (as systemd's does)."""
+    """A listening socket that outlives the daemons it is handed to (as systemd's does), and
+    an fd store (``store``) that does too."""
 
     def __init__(self) -> None:
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -67,15 +163,23 @@ class HeldSocket:
         self.listener.listen(512)
         self.port = int(self.listener.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.store = FdStore()
 
     def spawn(self, config: Path, pythonpath: Path, env: Mapping[str, str] | None = None) -> Daemon:
         fd = self.listener.fileno()
+        stored = self.store.passed()
+        fds = [fd, *(kept for _, kept in stored)]
+        passed = {
+            "HELD_FDS": ",".join(map(str, fds)),
+            "HELD_NAMES": ":".join(["http", *(name for name, _ in stored)]),
+            "NOTIFY_SOCKET": self.store.address,
+        }
         return Daemon.spawn(
             config,
             pythonpath=pythonpath,
-            env={**(env or {}), "HELD_FD": str(fd)},
+            env={**(env or {}), **passed},
             wrapper=[sys.executable, "-c", ACTIVATE],
-            pass_fds=(fd,),
+            pass_fds=tuple(fds),
         )
 
     def start(self, config: Path, pythonpath: Path, env: Mapping[str, str] | None = None) -> Daemon:
@@ -85,6 +189,7 @@ class HeldSocket:
 
     def close(self) -> None:
         self.listener.close()
+        self.store.close()
 
 
 class SocketActivate:

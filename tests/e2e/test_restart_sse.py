@@ -1,0 +1,299 @@
+"""2024-11-05 HTTP+SSE sessions across a real restart: the ``GET /sse`` connection is handed to
+the fd store (the test plays systemd: ``HeldSocket``) and the next daemon writes on it.
+
+The client never reconnects: the official Python SDK's ``sse_client`` and a raw client keep
+the one connection they opened, and go on POSTing with the same ``session_id``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import h11
+import httpx
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.sse import sse_client
+from mcp.types import ToolListChangedNotification
+from support.daemon import WAIT, Daemon, tool_calls_served, wait_for_file
+from support.restarts import HeldSocket, SocketActivate, restart_config
+
+ACCEPT_SSE = {"accept": "text/event-stream"}
+
+
+@pytest.fixture
+def held() -> Iterator[HeldSocket]:
+    socket = HeldSocket()
+    yield socket
+    socket.close()
+
+
+def config_for(tmp_path: Path, markers: Path, server: str = "") -> Path:
+    return restart_config(
+        tmp_path / "mcpd.toml", markers, port=0, state_dir=tmp_path / "state", server=server
+    )
+
+
+class RawSse:
+    """An SSE connection read byte by byte through h11 (so its framing is checked across the
+    hand-over), with POSTs over httpx to the endpoint it announced."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.h11 = h11.Connection(h11.CLIENT)
+        request = h11.Request(
+            method="GET",
+            target="/sse",
+            headers=[("host", f"127.0.0.1:{port}"), ("accept", "text/event-stream")],
+        )
+        self.sock.sendall(self.h11.send(request) + self.h11.send(h11.EndOfMessage()))
+        self.response = self._next(h11.Response)
+        self._buffer = b""
+        kind, data = self.next_event()
+        assert kind == "endpoint"
+        self.endpoint = data
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT)
+        self.ids = iter(range(1, 1000))
+
+    def _next(self, wanted: type) -> Any:
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                self.h11.receive_data(self.sock.recv(65536))
+                continue
+            assert isinstance(event, wanted), event
+            return event
+
+    def next_event(self) -> tuple[str, str]:
+        while b"\n\n" not in self._buffer:
+            self._buffer += bytes(self._next(h11.Data).data)
+        raw, _, self._buffer = self._buffer.partition(b"\n\n")
+        kind, data = "message", ""
+        for line in raw.decode().split("\n"):
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].lstrip()
+        if not data:  # a keep-alive comment
+            return self.next_event()
+        return kind, data
+
+    def next_message(self) -> dict[str, Any]:
+        kind, data = self.next_event()
+        assert kind == "message"
+        return json.loads(data)  # type: ignore[no-any-return]
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> int:
+        request_id = next(self.ids)
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
+        response = self.http.post(self.endpoint, json=message)
+        assert response.status_code == 202, response.text
+        return request_id
+
+    def reply(self, request_id: int) -> dict[str, Any]:
+        while True:
+            message = self.next_message()
+            if message.get("id") == request_id and "method" not in message:
+                return message
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.reply(self.request(method, params))
+
+    def initialize(self) -> None:
+        params = {
+            "protocolVersion": "2024-11-05",
+            "capabilities": {},
+            "clientInfo": {"name": "raw-sse", "version": "0"},
+        }
+        assert "result" in self.call("initialize", params)
+        note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert self.http.post(self.endpoint, json=note).status_code == 202
+
+    def ended(self) -> str:
+        """How the server ended the connection, read to EOF: "clean" (the body's last chunk
+        came), "aborted" (it closed inside the body), or "open" (it did not end)."""
+        self.sock.settimeout(WAIT)
+        try:
+            while data := self.sock.recv(65536):
+                self.h11.receive_data(data)
+        except ConnectionResetError:
+            return "aborted"
+        except TimeoutError:
+            return "open"
+        self.h11.receive_data(b"")
+        try:
+            while (event := self.h11.next_event()) is not h11.NEED_DATA:
+                if type(event) is h11.EndOfMessage:
+                    return "clean"
+                if type(event) is h11.ConnectionClosed:
+                    return "aborted"
+        except h11.RemoteProtocolError:  # EOF inside the body
+            return "aborted"
+        return "aborted"
+
+    def close(self) -> None:
+        self.http.close()
+        self.sock.close()
+
+
+def echo(session: RawSse, text: str) -> str:
+    reply = session.call("tools/call", {"name": "echo", "arguments": {"text": text}})
+    return str(reply["result"]["content"][0]["text"])
+
+
+def test_a_raw_sse_session_goes_on_on_its_connection_across_restarts(
+    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+) -> None:
+    config = config_for(tmp_path, markers)
+    first = held.start(config, plugin_site)
+    session = RawSse(held.port)
+    daemons = [first]
+    try:
+        session.initialize()
+        assert echo(session, "before") == "before"
+        for n in range(2):  # twice: a connection taken over is kept again
+            assert daemons[-1].stop() == 0
+            daemons.append(held.start(config, plugin_site))
+            assert echo(session, f"after {n}") == f"after {n}"
+        read = session.call("resources/read", {"uri": "fixture://text"})
+        assert read["result"]["contents"][0]["text"] == "hello from the fixture"
+        for before, after in itertools.pairwise(daemons):
+            assert before.wait_for("http_sse.connections_kept")["kept"] == 1
+            assert after.wait_for("state.restored")["sse_connections"] == 1
+        assert not any(d.events("session.created") for d in daemons[1:])
+        assert [len(tool_calls_served(d)) for d in daemons] == [1, 1, 1]
+        assert held.store.names() == []  # the running daemon took it out of the store
+    finally:
+        session.close()
+        assert daemons[-1].stop() == 0
+
+
+def test_a_call_running_at_the_stop_ends_with_its_error_on_the_kept_stream(
+    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+) -> None:
+    config = config_for(tmp_path, markers)
+    first = held.start(config, plugin_site)
+    session = RawSse(held.port)
+    second: Daemon | None = None
+    try:
+        session.initialize()
+        tag = f"sse-stop-{uuid.uuid4().hex[:8]}"
+        arguments = {"seconds": 60, "tag": tag}
+        slow = session.request(
+            "tools/call", {"name": "slow", "arguments": arguments, "_meta": {"progressToken": 1}}
+        )
+        assert session.next_message()["method"] == "notifications/progress"  # it runs
+        assert first.stop() == 0
+        second = held.start(config, plugin_site)
+        error = session.reply(slow)["error"]
+        assert error["code"] == -32000, error
+        assert wait_for_file(markers / f"{tag}.json")["outcome"] == "cancelled"
+        assert echo(session, "after") == "after"
+        lost = first.wait_for("state.requests_lost")
+        assert lost["requests"] == 1
+    finally:
+        session.close()
+        if second is not None:
+            assert second.stop() == 0
+
+
+def test_without_its_state_a_kept_connection_is_closed(
+    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+) -> None:
+    config = config_for(tmp_path, markers)
+    first = held.start(config, plugin_site)
+    session = RawSse(held.port)
+    second: Daemon | None = None
+    try:
+        session.initialize()
+        assert first.stop() == 0
+        (tmp_path / "state" / "mcpd-state.json").unlink()  # the connection is in the store
+        assert len(held.store.names()) == 1
+        second = held.start(config, plugin_site)
+        assert session.ended() == "aborted"  # its client sees it end, at once
+        assert second.wait_for("http_sse.kept_connections_closed")["connections"] == 1
+        assert held.store.names() == []
+    finally:
+        session.close()
+        if second is not None:
+            assert second.stop() == 0
+
+
+def test_with_keep_sse_connections_off_the_connection_ends_at_the_stop(
+    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+) -> None:
+    config = config_for(tmp_path, markers, server="keep_sse_connections = false")
+    first = held.start(config, plugin_site)
+    session = RawSse(held.port)
+    try:
+        session.initialize()
+        assert first.stop() == 0
+        assert session.ended() == "clean"
+        assert held.store.names() == []
+    finally:
+        session.close()
+
+
+def test_without_an_fd_store_the_connection_ends_at_the_stop(
+    tmp_path: Path, markers: Path, plugin_site: Path
+) -> None:
+    activate = SocketActivate()  # no NOTIFY_SOCKET: nowhere to keep it
+    first = activate.start(config_for(tmp_path, markers), plugin_site)
+    session = RawSse(activate.port)
+    try:
+        session.initialize()
+        assert first.stop() == 0
+        assert session.ended() == "clean"
+        assert first.wait_for("state.saved")["sessions"] == 0
+    finally:
+        session.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_python_sdk_sse_client_goes_on_across_a_restart(
+    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+) -> None:
+    config = config_for(tmp_path, markers)
+    daemons = [held.start(config, plugin_site)]
+    changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(getattr(message, "root", message), ToolListChangedNotification):
+            changed.set()
+
+    def restart() -> None:
+        assert daemons[-1].stop() == 0
+        daemons.append(held.start(config, plugin_site))
+
+    async def session() -> dict[str, Any]:
+        url = f"http://127.0.0.1:{held.port}/sse"
+        async with (
+            sse_client(url) as (read, write),
+            ClientSession(read, write, message_handler=on_message) as client,
+        ):
+            await client.initialize()
+            before = await client.call_tool("echo", {"text": "before"})
+            await anyio.to_thread.run_sync(restart)
+            after = await client.call_tool("echo", {"text": "after"})
+            text = await client.read_resource("fixture://text")
+            await client.call_tool("announce", {"kind": "tools"})
+            with anyio.fail_after(WAIT):  # a notification on the kept stream
+                await changed.wait()
+            return {"before": before, "after": after, "text": text}
+
+    try:
+        seen = anyio.run(session, backend="asyncio")
+        assert seen["before"].content[0].text == "before"
+        assert seen["after"].content[0].text == "after"
+        assert seen["text"].contents[0].text == "hello from the fixture"
+        assert daemons[1].wait_for("state.restored")["sse_connections"] == 1
+    finally:
+        assert daemons[-1].stop() == 0
