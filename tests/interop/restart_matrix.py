@@ -1,6 +1,6 @@
 """Issue 12's check: restart the daemon under each client library, and call again on the same client.
 
-    .venv/bin/python tests/interop/restart_matrix.py [--list] [--only NAME]... [--json PATH]
+    .venv/bin/python tests/interop/restart_matrix.py [--list] [--only NAME]... [--no-persist] [--json PATH]
 
 For each client configuration (``--list`` names them): start mcpd with the fixture plugin under
 ``HeldSocket`` (the script plays systemd and holds the listening socket across the restart),
@@ -372,7 +372,7 @@ def _outcome(value: Any) -> tuple[bool, str]:
 class Run:
     """One configuration: its daemons on one held socket, its client process."""
 
-    def __init__(self, config: Config, site: Path, work: Path) -> None:
+    def __init__(self, config: Config, site: Path, work: Path, persist: bool) -> None:
         self.config = config
         self.site = site
         self.work = work
@@ -382,6 +382,7 @@ class Run:
             work / "markers",
             port=0,
             state_dir=work / "state",
+            server="" if persist else "persist_sessions = false\n",
             extra='\n[plugins]\nenable = ["fixture"]\n',
         )
         # The tests page tools by 4; here every library's first list must hold echo (some,
@@ -474,13 +475,19 @@ def _daemon_part(result: Result, run: Run) -> None:
 
 
 def run_config(
-    config: Config, version: str, venvs: Path, ts: TsInstall | None, site: Path, work: Path
+    config: Config,
+    version: str,
+    venvs: Path,
+    ts: TsInstall | None,
+    site: Path,
+    work: Path,
+    persist: bool = True,
 ) -> Result:
     result = Result(
         config.name, config.library, version, config.transport, config.issue, config.note
     )
     started = time.monotonic()
-    run = Run(config, site, work)
+    run = Run(config, site, work, persist)
     try:
         run.start()
         url = run.held.url.removesuffix("/mcp") + config.path
@@ -547,6 +554,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--venvs", type=Path, default=DEFAULT_VENVS, help="where the virtualenvs are (made)"
     )
+    parser.add_argument(
+        "--no-persist",
+        action="store_true",
+        help="baseline: persist_sessions = false (sessions end with the process, as before issue 12)",
+    )
     parser.add_argument("--json", type=Path, help="the JSON report (default: VENVS/results.json)")
     return parser.parse_args(argv)
 
@@ -555,7 +567,7 @@ def selected(names: list[str]) -> list[Config]:
     known = {config.name: config for config in CONFIGS}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise SystemExit(f"unknown configuration(s): {', '.join(unknown)} (see --list)")
+        raise ValueError(f"unknown configuration(s): {', '.join(unknown)} (see --list)")
     return [known[name] for name in names] if names else list(CONFIGS)
 
 
@@ -568,13 +580,18 @@ def main(argv: list[str]) -> int:
             mark = "" if config.issue else " (not in issue 12's 14)"
             print(f"{config.name:20} {config.transport:15} {where}{mark}")
         return 0
-    configs = selected(args.only)
+    try:
+        configs = selected(args.only)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     json_path = args.json or args.venvs / "results.json"
-    results, problems = execute(configs, args.venvs)
+    results, problems = execute(configs, args.venvs, persist=not args.no_persist)
     print(table(results))
     for problem in problems:
         print(f"NOT RUN: {problem}")
-    report = {"results": [asdict(r) | {"outcome": r.outcome} for r in results]}
+    report: dict[str, Any] = {"persist_sessions": not args.no_persist}
+    report["results"] = [asdict(r) | {"outcome": r.outcome} for r in results]
     report["not_run"] = problems
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -582,7 +599,9 @@ def main(argv: list[str]) -> int:
     return 1 if problems else 0
 
 
-def execute(configs: list[Config], venvs: Path) -> tuple[list[Result], list[str]]:
+def execute(
+    configs: list[Config], venvs: Path, *, persist: bool = True
+) -> tuple[list[Result], list[str]]:
     results: list[Result] = []
     problems: list[str] = []
     # Kept after the run: each configuration's client and daemon logs, for a failure's cause.
@@ -601,7 +620,7 @@ def execute(configs: list[Config], venvs: Path) -> tuple[list[Result], list[str]
         else:
             version = python_version(venvs, config)
         print(f"{config.name} ({version}, {config.transport}) ...", end=" ", flush=True)
-        result = run_config(config, version, venvs, ts, site, root / config.name)
+        result = run_config(config, version, venvs, ts, site, root / config.name, persist)
         print(f"{result.outcome} ({result.seconds:g} s)", flush=True)
         results.append(result)
     return results, problems
