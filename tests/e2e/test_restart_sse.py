@@ -23,6 +23,7 @@ from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.types import ToolListChangedNotification
 from support.daemon import WAIT, Daemon, tool_calls_served, wait_for_file
+from support.keys import key_table, new_key
 from support.restarts import HeldSocket, SocketActivate, restart_config
 
 ACCEPT_SSE = {"accept": "text/event-stream"}
@@ -45,22 +46,20 @@ class RawSse:
     """An SSE connection read byte by byte through h11 (so its framing is checked across the
     hand-over), with POSTs over httpx to the endpoint it announced."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, token: str | None = None) -> None:
         self.port = port
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
         self.h11 = h11.Connection(h11.CLIENT)
-        request = h11.Request(
-            method="GET",
-            target="/sse",
-            headers=[("host", f"127.0.0.1:{port}"), ("accept", "text/event-stream")],
-        )
+        auth = {"authorization": f"Bearer {token}"} if token else {}
+        headers = {"host": f"127.0.0.1:{port}", "accept": "text/event-stream", **auth}
+        request = h11.Request(method="GET", target="/sse", headers=list(headers.items()))
         self.sock.sendall(self.h11.send(request) + self.h11.send(h11.EndOfMessage()))
         self.response = self._next(h11.Response)
         self._buffer = b""
         kind, data = self.next_event()
         assert kind == "endpoint"
         self.endpoint = data
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=WAIT)
         self.ids = iter(range(1, 1000))
 
     def _next(self, wanted: type) -> Any:
@@ -174,6 +173,40 @@ def test_a_raw_sse_session_goes_on_on_its_connection_across_restarts(
     finally:
         session.close()
         assert daemons[-1].stop() == 0
+
+
+def test_a_kept_sse_session_answers_only_its_own_principal(
+    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+) -> None:
+    keys = {"alice": new_key("alice"), "bob": new_key("bob")}
+    tables = "".join(key_table(name, hash_line) for name, (_, hash_line) in keys.items())
+    config = restart_config(
+        tmp_path / "mcpd.toml",
+        markers,
+        port=0,
+        state_dir=tmp_path / "state",
+        extra=f'[auth]\nmode = "keys"\n\n{tables}',
+    )
+    first = held.start(config, plugin_site)
+    alice = RawSse(held.port, keys["alice"][0])
+    second: Daemon | None = None
+    try:
+        alice.initialize()
+        assert first.stop() == 0
+        second = held.start(config, plugin_site)
+        assert second.wait_for("state.restored")["sse_connections"] == 1
+        ping = {"jsonrpc": "2.0", "id": 99, "method": "ping"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{held.port}", timeout=WAIT) as http:
+            bob = {"authorization": f"Bearer {keys['bob'][0]}"}
+            assert http.post(alice.endpoint, json=ping, headers=bob).status_code == 404
+            assert http.post(alice.endpoint, json=ping).status_code == 401
+        assert echo(alice, "still mine") == "still mine"
+        [audit] = [e for e in second.events("audit") if e.get("method") == "tools/call"]
+        assert audit["principal"] == '["keys","alice"]'  # the key, not the name alone
+    finally:
+        alice.close()
+        if second is not None:
+            assert second.stop() == 0
 
 
 def test_a_call_running_at_the_stop_ends_with_its_error_on_the_kept_stream(
