@@ -213,7 +213,7 @@ class LeanH2:
                 return await self.io.receive_later()
             await trio.lowlevel.cancel_shielded_checkpoint()  # bytes read are never dropped
             return data
-        except Gone:
+        except (Gone, trio.ClosedResourceError):  # closed: by a write that timed out, say
             return b""
 
     def _closing(self) -> bool:
@@ -469,9 +469,9 @@ class LeanH2:
                 await self.flush()  # a batch is full: write it, then go on
                 continue
             data = self._hold(stream, data)
+            self._settle(stream)
             if not data:
                 break
-            self._settle(stream)
             await self.flush()
             if self._room_for(stream) <= 0 and not stream.gone:
                 await self._room.park()
@@ -490,6 +490,7 @@ class LeanH2:
         (which the ``h2`` library refuses to do)."""
         stream.draining = True
         try:
+            await self.flush()  # the head, and what the windows let through
             while stream.pending and not stream.gone:
                 await self._room.park()  # woken as bytes leave (or the stream is dropped)
             await trio.lowlevel.checkpoint()
