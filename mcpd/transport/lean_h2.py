@@ -88,10 +88,8 @@ async def serve(
     linger: float,
 ) -> None:
     """Serve one HTTP/2 connection of ``server``, starting with ``initial`` bytes."""
-    conn = LeanH2(
-        server, ssl=ssl, client=client, address=address, drain=drain, write_timeout=write_timeout
-    )
-    conn.linger(linger)
+    conn = LeanH2(server, ssl=ssl, client=client, address=address, drain=drain)
+    conn.set_timeouts(write_timeout=write_timeout, linger=linger)
     await conn.serve(initial)
 
 
@@ -123,12 +121,11 @@ class LeanH2:
         client: Any,
         address: Any,
         drain: Drain,
-        write_timeout: float,
     ) -> None:
         config = server.config
         self.server = server
         self.config = config
-        self.io = ConnectionIO(server.stream, write_timeout)
+        self.io = ConnectionIO(server.stream, BoundedH2Protocol.stall_timeout)
         self.h2 = _h2_connection(server)
         # The ASGI app itself when hypercorn wraps a plain one: a frame less per request.
         self._app: Any = server.app.app if type(server.app) is ASGIWrapper else None
@@ -157,9 +154,11 @@ class LeanH2:
         self._state = ConnectionState(server.state)
         self._date: tuple[int, list[tuple[bytes, bytes]]] = (0, [])
 
-    def linger(self, seconds: float) -> None:
-        """How long an idle connection stays once the server starts shutting down."""
-        self._idle = IdleDeadline(self.config.keep_alive_timeout, linger=seconds)
+    def set_timeouts(self, *, write_timeout: float, linger: float) -> None:
+        """How long a write may make no progress, and how long an idle connection stays once
+        the server starts shutting down (before ``serve``)."""
+        self.io = ConnectionIO(self.server.stream, write_timeout)
+        self._idle = IdleDeadline(self.config.keep_alive_timeout, linger=linger)
 
     # -- the connection ---------------------------------------------------------------------
 

@@ -183,10 +183,11 @@ class Stream:
         more = bool(message.get("more_body", False))
         if suppress_body(self.method, self.status):
             body = b""
-        if not more:
-            self.state = State.CLOSED
         await self.conn.send_body(self, memoryview(body), end=not more)
         if not more:
+            # Complete only now: a receive told so earlier (by a wake for another reason)
+            # would let the app cancel its own last send while the windows hold it back.
+            self.state = State.CLOSED
             self.wake()  # a receive waiting for the client to leave: the response is done
             self.conn.log_access(self, time() - self._started_at)
 
