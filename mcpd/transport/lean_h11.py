@@ -8,11 +8,12 @@ or TLS with ALPN ``http/1.1``) is served by ``LeanConnection``: the connection's
 each request with h11, runs the app, and writes each complete response in one ``sendmsg``
 (``mcpd.transport.lean_cycle``, ``mcpd.transport.lean_io``).
 
-Everything else is still hypercorn's: its config, binds, TLS, graceful shutdown, and its own
-protocols for h2 (ALPN), h2c (prior knowledge, or an ``Upgrade: h2c`` request) and WebSocket: a
-request carrying ``Upgrade``, or the h2 preface, hands the connection, with every byte of that
-request, over to hypercorn's ``ProtocolWrapper``. A configured ``read_timeout`` keeps upstream's
-connection handling entirely.
+HTTP/2 has a lean path of its own (``mcpd.transport.lean_h2``): TLS with ALPN ``h2``, and a
+connection that opens with the h2 preface (h2c, prior knowledge), handed over with every byte
+read so far. Everything else is still hypercorn's: its config, binds, TLS, graceful shutdown,
+and its own protocols for an ``Upgrade`` request (``h2c``, WebSocket), handed to hypercorn's
+``ProtocolWrapper`` with every byte of that request. A configured ``read_timeout`` keeps
+upstream's connection handling entirely.
 
 Kept from hypercorn: keep-alive with ``keep_alive_timeout`` (an idle connection is closed that
 long after its last response, and at once when graceful shutdown starts), ``Connection: close``
