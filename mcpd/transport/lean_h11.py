@@ -9,11 +9,11 @@ each request with h11, runs the app, and writes each complete response in one ``
 (``mcpd.transport.lean_cycle``, ``mcpd.transport.lean_io``).
 
 HTTP/2 has a lean path of its own (``mcpd.transport.lean_h2``): TLS with ALPN ``h2``, and a
-connection that opens with the h2 preface (h2c, prior knowledge), handed over with every byte
-read so far. Everything else is still hypercorn's: its config, binds, TLS, graceful shutdown,
-and its own protocols for an ``Upgrade`` request (``h2c``, WebSocket), handed to hypercorn's
-``ProtocolWrapper`` with every byte of that request. A configured ``read_timeout`` keeps
-upstream's connection handling entirely.
+connection that opens with the h2 preface (h2c, prior knowledge) or an ``Upgrade: h2c``
+request, handed over with every byte read so far. Everything else is still hypercorn's: its
+config, binds, TLS, graceful shutdown, and its own protocols for any other ``Upgrade``
+request (WebSocket), handed to hypercorn's ``ProtocolWrapper`` with every byte of that
+request. A configured ``read_timeout`` keeps upstream's connection handling entirely.
 
 Kept from hypercorn: keep-alive with ``keep_alive_timeout`` (an idle connection is closed that
 long after its last response, and at once when graceful shutdown starts), ``Connection: close``
@@ -141,9 +141,9 @@ async def _run(self: TCPServer) -> None:
             return
         lean = LeanConnection(self, ssl=ssl, client=client, address=server)
         await lean.serve()
-        if lean.handover is not None and lean_h2.is_preface(lean.handover):
+        if lean.handover is not None and lean_h2.takes(lean.handover):  # prior knowledge, h2c
             await _serve_h2(self, ssl, client=client, server=server, initial=lean.handover)
-        elif lean.handover is not None:  # an upgrade (h2c, WebSocket): hypercorn's
+        elif lean.handover is not None:  # another upgrade (WebSocket, say): hypercorn's
             await _serve_hypercorn(
                 self, ssl, "http/1.1", client=client, server=server, initial=lean.handover
             )

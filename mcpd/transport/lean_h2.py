@@ -5,8 +5,9 @@ hypercorn 0.18.0 serves an HTTP/2 connection with a reader, a sender task fed th
 a task per stream started through a memory channel per stream, and a locked, shielded write
 per frame batch: measured on mcpd, 2.7x the CPU per request of the lean HTTP/1.1 path.
 ``lean_h11._run`` hands this module the connections that speak h2: TLS with ALPN ``h2``, and
-h2c with prior knowledge (the preface read as a ``PRI`` request). ``Upgrade: h2c`` stays
-hypercorn's (``BoundedH2Protocol``), as does a configured ``read_timeout``.
+h2c with prior knowledge (the preface read as a ``PRI`` request) and ``Upgrade: h2c`` as
+hypercorn serves it (``lean_h2_upgrade``); a configured ``read_timeout`` keeps hypercorn's
+handling whole.
 
 The connection's task reads (``lean_io.ConnectionIO``), feeds h2, and starts each request's
 app with ``start_soon`` in the connection's nursery (``lean_h2_stream.Stream``): streams run
@@ -48,6 +49,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import filter_pseudo_headers
 
+from mcpd.transport import lean_h2_upgrade
 from mcpd.transport.hypercorn_h2 import BoundedH2Protocol
 from mcpd.transport.hypercorn_idle import IdleDeadline
 from mcpd.transport.lean_h2_send import H2Send
@@ -66,6 +68,12 @@ def is_preface(data: bytes) -> bool:
     """Whether bytes a client sent first are HTTP/2's connection preface (h2c, prior
     knowledge)."""
     return data.startswith(PREFACE)
+
+
+def takes(data: bytes) -> bool:
+    """Whether this path serves a connection whose first request (handed over by the lean
+    HTTP/1.1 path) is ``data``: the h2 preface, or an ``Upgrade: h2c`` it can take."""
+    return is_preface(data) or lean_h2_upgrade.parse(data) is not None
 
 
 async def serve(
@@ -178,8 +186,15 @@ class LeanH2(H2Send):
                     idle.discard(self._idle)
 
     async def _run(self, initial: bytes) -> None:
-        self.h2.initiate_connection()
-        self._idle.arm()
+        upgrade = None if is_preface(initial) else lean_h2_upgrade.parse(initial)
+        if upgrade is None:
+            self.h2.initiate_connection()
+        elif not await self._switch(upgrade):
+            return
+        else:
+            initial = upgrade.rest
+        if not self._streams:
+            self._idle.arm()
         if initial:  # its answers go out with our SETTINGS, in one write
             if not await self._feed(initial):
                 return
@@ -259,7 +274,7 @@ class LeanH2(H2Send):
             kind = type(event)
             if kind is h2.events.RequestReceived:
                 requests += 1
-                self._on_request(event)  # type: ignore[arg-type]
+                self._on_request(event.stream_id, event.headers or [])  # type: ignore[attr-defined]
             else:
                 handler = _HANDLERS.get(kind)
                 if handler is not None:
@@ -270,24 +285,37 @@ class LeanH2(H2Send):
         await self.flush(wait=False)
         return not self._ending
 
-    def _on_request(self, event: h2.events.RequestReceived) -> None:
-        stream_id = event.stream_id
+    async def _switch(self, upgrade: lean_h2_upgrade.Upgrade) -> bool:
+        """Answer an ``Upgrade: h2c`` request with 101; its request is stream 1 from now on."""
+        response = lean_h2_upgrade.switching(upgrade, self.config.response_headers("h11"))
+        if not await self.io.write([response]):
+            return False
+        self.h2.initiate_upgrade_connection(upgrade.settings)
+        stream = self._on_request(1, upgrade.headers)
+        if stream is not None:
+            stream.body_done = True  # the client's side of stream 1 is closed
+        if self.server.context.max_requests is not None:
+            await self.server.context.mark_request()
+        return True
+
+    def _on_request(self, stream_id: int, headers: list[Any]) -> Stream | None:
         self._idle.disarm()
         if self._refuses():
             self._refuse(stream_id)
-            return
+            return None
         self._requests += 1
         self._last_id = stream_id
-        scope, status = self._scope(event.headers or [])
+        scope, status = self._scope(headers)
         stream = Stream(self, stream_id, scope)
         self._streams[stream_id] = stream
         if status is None and self._nursery is not None:
             self._nursery.start_soon(self._run_app, stream)
-            return
+            return stream
         stream.app_done = True
         stream.respond_empty(status or 400)
         self._send_head(stream, end=True)
         self._settle(stream)
+        return stream
 
     def _refuses(self) -> bool:
         """Whether a new stream is refused: shutting down, at the request cap, or the idle

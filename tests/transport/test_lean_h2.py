@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import h2.config
+import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
@@ -25,7 +27,7 @@ import trio
 import trio.testing
 import trustme
 from hypercorn.config import Config
-from support.h2c import H2c
+from support.h2c import H2c, StreamState
 
 from mcpd.transport import hypercorn_accept, hypercorn_fixes, lean_h11
 from mcpd.transport.app import serve_lifespan
@@ -248,6 +250,38 @@ async def test_tls_alpn_h2_is_served_by_the_lean_path_for_httpx(tmp_path: Any) -
             assert len(_lean_connections(config)) == 1
     assert [(a.http_version, a.text) for a in answers] == [("HTTP/2", "3"), ("HTTP/2", "ok")]
     assert app.scopes[0]["scheme"] == "https"
+
+
+async def test_an_h2c_upgrade_is_served_by_the_lean_path_as_stream_one() -> None:
+    config = make_config()
+    app = App()
+    async with serving(app, config) as server:
+        stream = await trio.open_tcp_stream(*server.address)
+        client = H2c(stream, initial_window=None)
+        client.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        settings = client.conn.initiate_upgrade_connection().decode()  # no preface yet
+        client.streams[1] = StreamState()
+        upgrade = "GET /ok?x=1 HTTP/1.1\r\nhost: t\r\nconnection: Upgrade, HTTP2-Settings\r\n"
+        upgrade += f"upgrade: h2c\r\nhttp2-settings: {settings}\r\n\r\n"
+        await stream.send_all(upgrade.encode())
+        seen = b""
+        with trio.fail_after(BOUND):
+            while b"\r\n\r\n" not in seen:
+                seen += await stream.receive_some()
+            head, _, rest = seen.partition(b"\r\n\r\n")
+            await client.flush()  # the client's preface, after the 101
+            for event in client.conn.receive_data(rest):
+                client._record(event)
+            await client.until(lambda: client.streams[1].ended)
+            assert len(_lean_connections(config)) == 1
+            assert await _get(client, "/len", b"after") == b"5"  # a stream of its own
+        await client.aclose()
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert bytes(client.streams[1].data) == b"ok"
+    scope = app.scopes[0]
+    assert (scope["http_version"], scope["method"], scope["path"]) == ("2", "GET", "/ok")
+    assert scope["query_string"] == b"x=1"
+    assert scope["headers"][0] == (b"host", b"t")
 
 
 async def test_the_scope_is_the_one_hypercorns_h2_gave() -> None:
