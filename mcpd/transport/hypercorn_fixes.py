@@ -12,8 +12,9 @@
 - ``hypercorn_accept``: accepting paused, with one log event, while file descriptors run out
   (trio's accept loop); ``hypercorn_accept.serve`` is how the daemon starts hypercorn;
 - ``lean_h11``: the lean HTTP/1.1 path, which serves plain HTTP/1.1 connections without
-  hypercorn's per-request task, channel and locked writes (h2, h2c and WebSocket stay
-  hypercorn's, and with them the fixes above that concern them);
+  hypercorn's per-request task, channel and locked writes, and hands h2 (ALPN) and h2c
+  (prior knowledge, ``Upgrade: h2c``) to ``lean_h2``, which keeps ``hypercorn_h2``'s bounds
+  (WebSocket stays hypercorn's, and with it the fixes above that concern it);
 
 and skips the empty write that ends every Content-Length response.
 

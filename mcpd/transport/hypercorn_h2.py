@@ -25,6 +25,12 @@ Fix (``BoundedH2Protocol``, installed by ``hypercorn_fixes.apply``):
 
 hypercorn's sender task, its priority tree and its other stream events are kept; only the
 buffer, the body path into it and the sender's pop are replaced. Pinned to hypercorn 0.18.0.
+
+Since the lean h2 path (``mcpd.transport.lean_h2``), which applies the same bounds, serves
+ALPN h2 and h2c (prior knowledge, and an ``Upgrade: h2c`` without a body), this protocol
+serves what is left of HTTP/2 on hypercorn: an upgrade request with a body or without
+``HTTP2-Settings``, and every connection when a ``read_timeout`` is configured. Its class
+attributes are also where the lean path reads the two bounds from.
 """
 
 from __future__ import annotations

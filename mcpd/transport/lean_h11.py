@@ -8,11 +8,12 @@ or TLS with ALPN ``http/1.1``) is served by ``LeanConnection``: the connection's
 each request with h11, runs the app, and writes each complete response in one ``sendmsg``
 (``mcpd.transport.lean_cycle``, ``mcpd.transport.lean_io``).
 
-Everything else is still hypercorn's: its config, binds, TLS, graceful shutdown, and its own
-protocols for h2 (ALPN), h2c (prior knowledge, or an ``Upgrade: h2c`` request) and WebSocket: a
-request carrying ``Upgrade``, or the h2 preface, hands the connection, with every byte of that
-request, over to hypercorn's ``ProtocolWrapper``. A configured ``read_timeout`` keeps upstream's
-connection handling entirely.
+HTTP/2 has a lean path of its own (``mcpd.transport.lean_h2``): TLS with ALPN ``h2``, and a
+connection that opens with the h2 preface (h2c, prior knowledge) or an ``Upgrade: h2c``
+request, handed over with every byte read so far. Everything else is still hypercorn's: its
+config, binds, TLS, graceful shutdown, and its own protocols for any other ``Upgrade``
+request (WebSocket), handed to hypercorn's ``ProtocolWrapper`` with every byte of that
+request. A configured ``read_timeout`` keeps upstream's connection handling entirely.
 
 Kept from hypercorn: keep-alive with ``keep_alive_timeout`` (an idle connection is closed that
 long after its last response, and at once when graceful shutdown starts), ``Connection: close``
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import weakref
 from time import time
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import unquote
 
 import h11
@@ -43,6 +44,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import parse_socket_addr
 
+from mcpd.transport import lean_h2
 from mcpd.transport.hypercorn_idle import IdleDeadline
 from mcpd.transport.lean_cycle import DETACH, Cycle, State, response
 from mcpd.transport.lean_io import ConnectionIO, Gone
@@ -61,6 +63,12 @@ _ERROR_HEADERS: Final = [(b"content-length", b"0"), (b"connection", b"close")]
 _settings = {"write_timeout": 30.0}
 
 
+class Lingering(Protocol):
+    """A connection the drain waits for: done once it has told its client it closes."""
+
+    told_close: bool
+
+
 class Drain:
     """Per server config: whether the daemon is draining, the idle deadlines of its
     connections (to close the idle ones), and the connections themselves (to know which still
@@ -71,7 +79,7 @@ class Drain:
     def __init__(self) -> None:
         self.draining = False
         self.idle: weakref.WeakSet[IdleDeadline] = weakref.WeakSet()
-        self.connections: weakref.WeakSet[LeanConnection] = weakref.WeakSet()
+        self.connections: weakref.WeakSet[Lingering] = weakref.WeakSet()
 
 
 _DRAINS: weakref.WeakKeyDictionary[Config, Drain] = weakref.WeakKeyDictionary()
@@ -130,7 +138,7 @@ async def _run(self: TCPServer) -> None:
         client = parse_socket_addr(sock.family, sock.getpeername())
         server = parse_socket_addr(sock.family, sock.getsockname())
         if alpn == "h2":
-            await _serve_hypercorn(self, ssl, alpn, client=client, server=server, initial=b"")
+            await _serve_h2(self, ssl, client=client, server=server, initial=b"")
             return
         lean = LeanConnection(self, ssl=ssl, client=client, address=server)
         await lean.serve()
@@ -139,7 +147,9 @@ async def _run(self: TCPServer) -> None:
             detached = True
             await self.stream.aclose()
             return
-        if lean.handover is not None:
+        if lean.handover is not None and lean_h2.takes(lean.handover):  # prior knowledge, h2c
+            await _serve_h2(self, ssl, client=client, server=server, initial=lean.handover)
+        elif lean.handover is not None:  # another upgrade (WebSocket, say): hypercorn's
             await _serve_hypercorn(
                 self, ssl, "http/1.1", client=client, server=server, initial=lean.handover
             )
@@ -160,6 +170,22 @@ async def _open(self: TCPServer) -> tuple[bool, str] | None:
     except (trio.BrokenResourceError, trio.TooSlowError):
         return None
     return True, self.stream.selected_alpn_protocol() or "http/1.1"
+
+
+async def _serve_h2(
+    self: TCPServer, ssl: bool, *, client: Any, server: Any, initial: bytes
+) -> None:
+    """The lean HTTP/2 path (``mcpd.transport.lean_h2``), starting with ``initial`` bytes."""
+    await lean_h2.serve(
+        self,
+        ssl,
+        client=client,
+        address=server,
+        initial=initial,
+        drain=drain_state(self.config),
+        write_timeout=_settings["write_timeout"],
+        linger=min(DRAIN_LINGER, self.config.keep_alive_timeout),
+    )
 
 
 async def _serve_hypercorn(

@@ -269,13 +269,18 @@ def h2c(servers: Servers, args: argparse.Namespace) -> dict[str, Any]:
     """mcpd over h2c (prior knowledge) against itself over HTTP/1.1 (the SDK's uvicorn has no
     h2); both driven by Python generators, so only server CPU per request compares."""
     call = tool_call("echo", {"text": "hi"})
-    case = Case("mcpd legacy session", servers.mcpd, call, _h(servers))
+    cases = [("mcpd", Case("mcpd legacy session", servers.mcpd, call, _h(servers)))]
+    if servers.baseline is not None:  # --baseline: the same rows for that tree, interleaved
+        headers = legacy_headers(servers.baseline_session)
+        cases.append(("baseline mcpd", Case("baseline", servers.baseline, call, headers)))
     samples: dict[str, list[dict[str, Any]]] = {}
     for number in range(1, args.rounds + 1):
-        for generator in ("h2c", "python"):
-            row = measure(case, 16, args.seconds, generator)
-            samples.setdefault(f"mcpd legacy {generator}", []).append(row)
-            _say(f"round {number} c=16  mcpd legacy over {generator:<24} {_brief(row)}")
+        for name, case in cases:
+            for generator in ("h2c", "python"):
+                row = measure(case, 16, args.seconds, generator)
+                samples.setdefault(f"{name} legacy {generator}", []).append(row)
+                label = f"{name} legacy over {generator}"
+                _say(f"round {number} c=16  {label:<39} {_brief(row)}")
     return {key: _median_row(rows) for key, rows in samples.items()}
 
 

@@ -38,16 +38,22 @@ class _Conn:
         self.sent_at = time.perf_counter()
         self.sock.sendall(self.h2.data_to_send())
 
-    def receive(self) -> bool:
-        """Read what arrived; True once the stream in flight has ended."""
-        ended = False
-        for event in self.h2.receive_data(self.sock.recv(65536)):
+    def receive(self) -> bool | None:
+        """Read what arrived; True once the stream in flight has ended, None once the
+        connection is over (EOF, GOAWAY, or the stream refused: after keep_alive_max_requests)."""
+        data = self.sock.recv(65536)
+        if not data:
+            return None
+        ended: bool | None = False
+        for event in self.h2.receive_data(data):
             if isinstance(event, h2.events.DataReceived):
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.ResponseReceived):
                 self.failed = dict(event.headers).get(b":status") != b"200"
             elif isinstance(event, h2.events.StreamEnded):
                 ended = True
+            elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
+                return None
         if data := self.h2.data_to_send():
             self.sock.sendall(data)
         return ended
@@ -74,7 +80,16 @@ def run(
         while time.perf_counter() < stop_at:
             for key, _ in selector.select(timeout=1.0):
                 conn = key.data
-                if conn.receive():
+                ended = conn.receive()
+                if ended is None:
+                    # Reconnect and ask again, as load.py does over HTTP/1.1.
+                    selector.unregister(conn.sock)
+                    conn.sock.close()
+                    conns[conns.index(conn)] = conn = _Conn(port, path, pairs)
+                    selector.register(conn.sock, selectors.EVENT_READ, conn)
+                    result.reconnects += 1
+                    conn.send(body())
+                elif ended:
                     result.requests += 1
                     result.errors += conn.failed
                     result.latencies.append(time.perf_counter() - conn.sent_at)

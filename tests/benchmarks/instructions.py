@@ -3,11 +3,12 @@ throughput and CPU figures are not (an A/B of two source trees differs by a few 
 most between runs). Slow: the server runs some 50 times slower under valgrind.
 
     python tests/benchmarks/instructions.py [--requests 500] [--tree DIR]... [--era legacy|modern]
-        [--sdk]
+        [--sdk] [--h2c]
 
 Each tree (default: this checkout) runs mcpd on its defaults under callgrind; after a warm-up,
 the counters are zeroed, ``--requests`` tools/call requests of ``echo`` go out on one
-keep-alive connection, and the total is dumped. Prints instructions per request per tree.
+keep-alive connection (``--h2c``: one h2c connection, prior knowledge, ``h2_load.py``), and the
+total is dumped. Prints instructions per request per tree.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -28,6 +30,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 
+import h2_load  # noqa: E402
 import load  # noqa: E402
 from servers import (  # noqa: E402
     _FROM_TREE,
@@ -42,7 +45,14 @@ from support.plugins import install_plugins  # noqa: E402
 
 
 def count(
-    tree: Path | None, site: Path, work: Path, requests: int, era: str, *, sdk: bool = False
+    tree: Path | None,
+    site: Path,
+    work: Path,
+    requests: int,
+    era: str,
+    *,
+    sdk: bool = False,
+    h2c: bool = False,
 ) -> float:
     port = free_port()
     config = work / f"mcpd-{port}.toml"
@@ -66,14 +76,14 @@ def count(
         if era == "legacy":
             with httpx.Client(timeout=120) as http:
                 session = legacy_session(http, url)
-            call = tool_call("echo", {"text": "hi"})
-            request = load.Requests("/mcp", call, legacy_headers(session), host)
+            body, headers = tool_call("echo", {"text": "hi"}), legacy_headers(session)
         else:
-            body = tool_call("echo", {"text": "hi"}, modern_meta())
-            request = load.Requests("/mcp", body, modern_headers(), host)
-        _drive(port, request, 100)  # warm-up
+            body, headers = tool_call("echo", {"text": "hi"}, modern_meta()), modern_headers()
+        request = load.Requests("/mcp", body, headers, host)
+        drive = partial(_drive_h2c, headers=headers) if h2c else _drive
+        drive(port, request, 100)  # warm-up
         _control(server.pid, "-z")
-        served = _drive(port, request, requests)
+        served = drive(port, request, requests)
         _control(server.pid, "-d")
         total = _dumped_total(out, server.pid)
     finally:
@@ -104,6 +114,18 @@ def _drive(port: int, request: load.Requests, n: int) -> int:
     return done
 
 
+def _drive_h2c(port: int, request: load.Requests, n: int, *, headers: dict[str, str]) -> int:
+    """``n`` requests, one at a time, on one h2c connection per second of load."""
+    done = 0
+    while done < n:
+        bodies = lambda: request().split(b"\r\n\r\n", 1)[1]  # noqa: E731
+        result = h2_load.run(port, "/mcp", bodies, headers, connections=1, seconds=1.0)
+        done += result.requests
+        if result.errors:
+            raise RuntimeError("errors while counting")
+    return done
+
+
 def _control(pid: int, flag: str) -> None:
     subprocess.run(["callgrind_control", flag, str(pid)], check=True, capture_output=True)
 
@@ -126,14 +148,18 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, action="append", default=[])
     parser.add_argument("--era", choices=["legacy", "modern"], default="legacy")
     parser.add_argument("--sdk", action="store_true")
+    parser.add_argument("--h2c", action="store_true", help="over h2c instead of HTTP/1.1")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         site = work / "site"
         install_plugins(site, ROOT / "tests" / "fixtures" / "plugins" / "mcpd-fixture-tools")
         for tree in args.tree or [None]:
-            per = count(tree, site, work, args.requests, args.era)
-            print(f"{tree or 'this checkout'} ({args.era}): {per:,.0f} instructions per request")
+            per = count(tree, site, work, args.requests, args.era, h2c=args.h2c)
+            over = "h2c" if args.h2c else "HTTP/1.1"
+            print(
+                f"{tree or 'this checkout'} ({args.era}, {over}): {per:,.0f} instructions/request"
+            )
         if args.sdk:
             per = count(None, site, work, args.requests, args.era, sdk=True)
             print(f"official SDK ({args.era}): {per:,.0f} instructions per request")
