@@ -385,10 +385,10 @@ async def test_a_reset_is_one_disconnect_and_later_receives_wait() -> None:
     assert not app.second_receive_returned
 
 
-# ---------------------------------------------------------------- hypercorn's own protocols
+# ---------------------------------------------------------------- handed to the h2 path
 
 
-async def test_h2c_prior_knowledge_is_served_by_hypercorns_h2() -> None:
+async def test_h2c_prior_knowledge_is_handed_to_the_h2_path() -> None:
     async with serving(App(), make_config()) as address, await trio.open_tcp_stream(*address) as s:
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         conn.initiate_connection()
@@ -399,7 +399,7 @@ async def test_h2c_prior_knowledge_is_served_by_hypercorns_h2() -> None:
             assert await _h2_body(s, conn, 1) == b"ok"
 
 
-async def test_an_h2c_upgrade_is_served_by_hypercorns_h2() -> None:
+async def test_an_h2c_upgrade_is_handed_to_the_h2_path() -> None:
     async with serving(App(), make_config()) as address, await trio.open_tcp_stream(*address) as s:
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         settings = conn.initiate_upgrade_connection().decode()
@@ -427,7 +427,7 @@ async def _h2_body(s: trio.abc.Stream, conn: h2.connection.H2Connection, stream:
         await s.send_all(conn.data_to_send())
 
 
-async def test_tls_http11_is_lean_and_tls_h2_is_hypercorns(tmp_path: Any) -> None:
+async def test_tls_http11_and_tls_h2_are_each_served_by_their_path(tmp_path: Any) -> None:
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     cert.private_key_pem.write_to_path(tmp_path / "key.pem")
