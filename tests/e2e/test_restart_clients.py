@@ -21,7 +21,7 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitResult, ToolListChangedNotification
 from support.client import Legacy, modern_post
-from support.daemon import Daemon, tool_calls_served
+from support.daemon import Daemon, calls_served
 from support.restarts import HeldSocket, SocketActivate, free_port, restart_config, wait_until
 
 CLIENTS = 8
@@ -171,7 +171,7 @@ def test_pooled_clients_lose_nothing_across_a_socket_activated_restart(
         assert first.wait_for("state.saved")["sessions"] == CLIENTS
         assert second[0].wait_for("state.restored")["sessions"] == CLIENTS
         assert not second[0].events("session.created")
-        served = [len(tool_calls_served(d)) for d in (first, second[0])]
+        served = calls_served((first, second[0]), CLIENTS * CALLS)
         assert all(served)
         assert sum(served) == CLIENTS * CALLS
     finally:

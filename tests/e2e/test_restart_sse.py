@@ -22,7 +22,7 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.types import ToolListChangedNotification
-from support.daemon import WAIT, Daemon, tool_calls_served, wait_for_file
+from support.daemon import WAIT, Daemon, calls_served, wait_for_file
 from support.keys import key_table, new_key
 from support.restarts import HeldSocket, SocketActivate, restart_config
 
@@ -168,7 +168,7 @@ def test_a_raw_sse_session_goes_on_on_its_connection_across_restarts(
             assert before.wait_for("http_sse.connections_kept")["kept"] == 1
             assert after.wait_for("state.restored")["sse_connections"] == 1
         assert not any(d.events("session.created") for d in daemons[1:])
-        assert [len(tool_calls_served(d)) for d in daemons] == [1, 1, 1]
+        assert calls_served(daemons, 3) == [1, 1, 1]
         assert held.store.names() == []  # the running daemon took it out of the store
     finally:
         session.close()

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import pytest
 from conformance import runner
-from support.daemon import WAIT, Daemon, tool_calls_served
+from support.daemon import WAIT, Daemon, calls_served
 from support.plugins import install_plugins
 from support.restarts import HeldSocket, SocketActivate, restart_config
 
@@ -260,4 +260,4 @@ def test_pooled_clients_calling_across_the_restart_lose_nothing(restart: Any, fl
     assert done["calls"] >= connected["clients"] * 10
     assert done["transportErrors"] == []
     assert second.wait_for("state.restored")["sessions"] == connected["clients"]
-    assert len(tool_calls_served(first)) + len(tool_calls_served(second)) == done["calls"]
+    assert sum(calls_served((first, second), done["calls"])) == done["calls"]

@@ -180,3 +180,16 @@ def tool_calls_served(daemon: Daemon) -> list[dict[str, Any]]:
         for event in daemon.events("audit")
         if event.get("method") == "tools/call" and event.get("outcome") == "ok"
     ]
+
+
+def calls_served(daemons: Sequence[Daemon], total: int) -> list[int]:
+    """Per daemon, how many tool calls it answered ``ok``, once together they make ``total``
+    (or what they make after ``WAIT``). A daemon logs a call's audit event before it answers,
+    but the line reaches the test through a reader thread, a moment after the answer reached
+    the client: counting at once can miss the last one."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        counts = [len(tool_calls_served(daemon)) for daemon in daemons]
+        if sum(counts) >= total or time.monotonic() >= deadline:
+            return counts
+        time.sleep(0.01)
