@@ -35,7 +35,6 @@ from urllib.parse import unquote
 
 import h11
 import trio
-from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 from hypercorn.events import RawData
 from hypercorn.protocol import ProtocolWrapper
@@ -46,6 +45,7 @@ from hypercorn.utils import parse_socket_addr
 
 from mcpd.transport import lean_h2
 from mcpd.transport.hypercorn_idle import IdleDeadline
+from mcpd.transport.lean_app import AppCaller
 from mcpd.transport.lean_cycle import DETACH, Cycle, State, response
 from mcpd.transport.lean_io import ConnectionIO, Gone
 
@@ -226,9 +226,7 @@ class LeanConnection:
             h11.SERVER, max_incomplete_event_size=config.h11_max_incomplete_size
         )
         self.max_buffered: int = config.h11_max_incomplete_size
-        # The ASGI app itself when hypercorn wraps a plain one: a frame less per request.
-        self._app: Any = server.app.app if type(server.app) is ASGIWrapper else None
-        self._wrapped: Any = server.app
+        self._call_app = AppCaller(server.app, config)
         self._lock = trio.Lock()
         self._terminated: Any = server.context.terminated
         self._drain = drain_state(config)
@@ -370,25 +368,7 @@ class LeanConnection:
         }
 
     async def _run_app(self, cycle: Cycle) -> None:
-        try:
-            if self._app is not None:
-                await self._app(cycle.scope, cycle.receive, cycle.send)
-            else:
-                await self._wrapped(
-                    cycle.scope,
-                    cycle.receive,
-                    cycle.send,
-                    trio.to_thread.run_sync,
-                    trio.from_thread.run,
-                )
-        except trio.Cancelled:
-            raise
-        except BaseExceptionGroup as error:
-            if error.split(trio.Cancelled)[1] is None:
-                raise
-            await self.config.log.exception("Error in ASGI Framework")
-        except Exception:
-            await self.config.log.exception("Error in ASGI Framework")
+        await self._call_app(cycle.scope, cycle.receive, cycle.send)
         if cycle.state is State.REQUEST:
             await self.refuse(cycle.error_status or 500)
 

@@ -44,7 +44,6 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import trio
-from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import filter_pseudo_headers
@@ -52,6 +51,7 @@ from hypercorn.utils import filter_pseudo_headers
 from mcpd.transport import lean_h2_upgrade
 from mcpd.transport.hypercorn_h2 import BoundedH2Protocol
 from mcpd.transport.hypercorn_idle import IdleDeadline
+from mcpd.transport.lean_app import AppCaller
 from mcpd.transport.lean_h2_send import H2Send
 from mcpd.transport.lean_h2_stream import Message, State, Stream
 from mcpd.transport.lean_io import ConnectionIO, Gone
@@ -127,9 +127,7 @@ class LeanH2(H2Send):
         self.config = config
         self.io = ConnectionIO(server.stream, BoundedH2Protocol.stall_timeout)
         self.h2 = _h2_connection(server)
-        # The ASGI app itself when hypercorn wraps a plain one: a frame less per request.
-        self._app: Any = server.app.app if type(server.app) is ASGIWrapper else None
-        self._wrapped: Any = server.app
+        self._app = AppCaller(server.app, config)
         self._lock = trio.Lock()
         self._terminated: Any = server.context.terminated
         self._drain = drain
@@ -426,25 +424,7 @@ class LeanH2(H2Send):
             self._settle(stream)
 
     async def _call_app(self, stream: Stream) -> None:
-        try:
-            if self._app is not None:
-                await self._app(stream.scope, stream.receive, stream.send)
-            else:
-                await self._wrapped(
-                    stream.scope,
-                    stream.receive,
-                    stream.send,
-                    trio.to_thread.run_sync,
-                    trio.from_thread.run,
-                )
-        except trio.Cancelled:
-            raise
-        except BaseExceptionGroup as error:
-            if error.split(trio.Cancelled)[1] is None:
-                raise
-            await self.config.log.exception("Error in ASGI Framework")
-        except Exception:
-            await self.config.log.exception("Error in ASGI Framework")
+        await self._app(stream.scope, stream.receive, stream.send)
 
     def _complete(self, stream: Stream) -> None:
         """The app returned: a response it did not give is 500, one it left unfinished is

@@ -11,7 +11,7 @@ import itertools
 import json
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,35 +148,87 @@ def echo(session: RawSse, text: str) -> str:
     return str(reply["result"]["content"][0]["text"])
 
 
-def test_a_raw_sse_session_goes_on_on_its_connection_across_restarts(
+class Daemons:
+    """One test's daemons, one after the other on the same held socket and state directory;
+    each is stopped at the end (a failed test leaves none running)."""
+
+    def __init__(self, held: HeldSocket | SocketActivate, config: Path, site: Path) -> None:
+        self._held, self._config, self._site = held, config, site
+        self.all: list[Daemon] = []
+
+    def start(self) -> Daemon:
+        self.all.append(self._held.start(self._config, self._site))
+        return self.all[-1]
+
+    def stop(self) -> Daemon:
+        """Stop the running one (SIGTERM, clean exit); it, for its logs."""
+        assert self.all[-1].stop() == 0
+        return self.all[-1]
+
+    def restart(self) -> Daemon:
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        for daemon in self.all:
+            daemon.stop()
+
+
+@pytest.fixture
+def daemons(
     tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
-) -> None:
-    config = config_for(tmp_path, markers)
-    first = held.start(config, plugin_site)
-    session = RawSse(held.port)
-    daemons = [first]
-    try:
-        session.initialize()
-        assert echo(session, "before") == "before"
-        for n in range(2):  # twice: a connection taken over is kept again
-            assert daemons[-1].stop() == 0
-            daemons.append(held.start(config, plugin_site))
-            assert echo(session, f"after {n}") == f"after {n}"
-        read = session.call("resources/read", {"uri": "fixture://text"})
-        assert read["result"]["contents"][0]["text"] == "hello from the fixture"
-        for before, after in itertools.pairwise(daemons):
-            assert before.wait_for("http_sse.connections_kept")["kept"] == 1
-            assert after.wait_for("state.restored")["sse_connections"] == 1
-        assert not any(d.events("session.created") for d in daemons[1:])
-        assert calls_served(daemons, 3) == [1, 1, 1]
-        assert held.store.names() == []  # the running daemon took it out of the store
-    finally:
+) -> Iterator[Callable[..., Daemons]]:
+    made: list[Daemons] = []
+
+    def make(config: Path | None = None, on: HeldSocket | SocketActivate = held) -> Daemons:
+        made.append(Daemons(on, config or config_for(tmp_path, markers), plugin_site))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[..., RawSse]]:
+    opened: list[RawSse] = []
+
+    def open_one(port: int, token: str | None = None) -> RawSse:
+        opened.append(RawSse(port, token))
+        opened[-1].initialize()
+        return opened[-1]
+
+    yield open_one
+    for session in opened:
         session.close()
-        assert daemons[-1].stop() == 0
+
+
+def test_a_raw_sse_session_goes_on_on_its_connection_across_restarts(
+    daemons: Callable[..., Daemons], connect: Callable[..., RawSse], held: HeldSocket
+) -> None:
+    run = daemons()
+    run.start()
+    session = connect(held.port)
+    assert echo(session, "before") == "before"
+    for n in range(2):  # twice: a connection taken over is kept again
+        run.restart()
+        assert echo(session, f"after {n}") == f"after {n}"
+    read = session.call("resources/read", {"uri": "fixture://text"})
+    assert read["result"]["contents"][0]["text"] == "hello from the fixture"
+    for before, after in itertools.pairwise(run.all):
+        assert before.wait_for("http_sse.connections_kept")["kept"] == 1
+        assert after.wait_for("state.restored")["sse_connections"] == 1
+    assert not any(d.events("session.created") for d in run.all[1:])
+    assert calls_served(run.all, 3) == [1, 1, 1]
+    assert held.store.names() == []  # the running daemon took it out of the store
 
 
 def test_a_kept_sse_session_answers_only_its_own_principal(
-    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+    tmp_path: Path,
+    markers: Path,
+    daemons: Callable[..., Daemons],
+    connect: Callable[..., RawSse],
+    held: HeldSocket,
 ) -> None:
     keys = {"alice": new_key("alice"), "bob": new_key("bob")}
     tables = "".join(key_table(name, hash_line) for name, (_, hash_line) in keys.items())
@@ -187,124 +239,98 @@ def test_a_kept_sse_session_answers_only_its_own_principal(
         state_dir=tmp_path / "state",
         extra=f'[auth]\nmode = "keys"\n\n{tables}',
     )
-    first = held.start(config, plugin_site)
-    alice = RawSse(held.port, keys["alice"][0])
-    second: Daemon | None = None
-    try:
-        alice.initialize()
-        assert first.stop() == 0
-        second = held.start(config, plugin_site)
-        assert second.wait_for("state.restored")["sse_connections"] == 1
-        ping = {"jsonrpc": "2.0", "id": 99, "method": "ping"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{held.port}", timeout=WAIT) as http:
-            bob = {"authorization": f"Bearer {keys['bob'][0]}"}
-            assert http.post(alice.endpoint, json=ping, headers=bob).status_code == 404
-            assert http.post(alice.endpoint, json=ping).status_code == 401
-        assert echo(alice, "still mine") == "still mine"
-        [audit] = [e for e in second.events("audit") if e.get("method") == "tools/call"]
-        assert audit["principal"] == '["keys","alice"]'  # the key, not the name alone
-    finally:
-        alice.close()
-        if second is not None:
-            assert second.stop() == 0
+    run = daemons(config)
+    run.start()
+    alice = connect(held.port, keys["alice"][0])
+    second = run.restart()
+    assert second.wait_for("state.restored")["sse_connections"] == 1
+    ping = {"jsonrpc": "2.0", "id": 99, "method": "ping"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{held.port}", timeout=WAIT) as http:
+        bob = {"authorization": f"Bearer {keys['bob'][0]}"}
+        assert http.post(alice.endpoint, json=ping, headers=bob).status_code == 404
+        assert http.post(alice.endpoint, json=ping).status_code == 401
+    assert echo(alice, "still mine") == "still mine"
+    [audit] = [e for e in second.events("audit") if e.get("method") == "tools/call"]
+    assert audit["principal"] == '["keys","alice"]'  # the key, not the name alone
 
 
 def test_a_call_running_at_the_stop_ends_with_its_error_on_the_kept_stream(
-    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+    markers: Path, daemons: Callable[..., Daemons], connect: Callable[..., RawSse], held: HeldSocket
 ) -> None:
-    config = config_for(tmp_path, markers)
-    first = held.start(config, plugin_site)
-    session = RawSse(held.port)
-    second: Daemon | None = None
-    try:
-        session.initialize()
-        tag = f"sse-stop-{uuid.uuid4().hex[:8]}"
-        arguments = {"seconds": 60, "tag": tag}
-        slow = session.request(
-            "tools/call", {"name": "slow", "arguments": arguments, "_meta": {"progressToken": 1}}
-        )
-        assert session.next_message()["method"] == "notifications/progress"  # it runs
-        assert first.stop() == 0
-        second = held.start(config, plugin_site)
-        error = session.reply(slow)["error"]
-        assert error["code"] == -32000, error
-        assert wait_for_file(markers / f"{tag}.json")["outcome"] == "cancelled"
-        assert echo(session, "after") == "after"
-        lost = first.wait_for("state.requests_lost")
-        assert lost["requests"] == 1
-    finally:
-        session.close()
-        if second is not None:
-            assert second.stop() == 0
+    run = daemons()
+    run.start()
+    session = connect(held.port)
+    tag = f"sse-stop-{uuid.uuid4().hex[:8]}"
+    arguments = {"seconds": 60, "tag": tag}
+    slow = session.request(
+        "tools/call", {"name": "slow", "arguments": arguments, "_meta": {"progressToken": 1}}
+    )
+    assert session.next_message()["method"] == "notifications/progress"  # it runs
+    first = run.stop()
+    run.start()
+    error = session.reply(slow)["error"]
+    assert error["code"] == -32000, error
+    assert wait_for_file(markers / f"{tag}.json")["outcome"] == "cancelled"
+    assert echo(session, "after") == "after"
+    assert first.wait_for("state.requests_lost")["requests"] == 1
 
 
 def test_without_its_state_a_kept_connection_is_closed(
-    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+    tmp_path: Path,
+    daemons: Callable[..., Daemons],
+    connect: Callable[..., RawSse],
+    held: HeldSocket,
 ) -> None:
-    config = config_for(tmp_path, markers)
-    first = held.start(config, plugin_site)
-    session = RawSse(held.port)
-    second: Daemon | None = None
-    try:
-        session.initialize()
-        assert first.stop() == 0
-        (tmp_path / "state" / "mcpd-state.json").unlink()  # the connection is in the store
-        assert len(held.store.names()) == 1
-        second = held.start(config, plugin_site)
-        assert session.ended() == "aborted"  # its client sees it end, at once
-        assert second.wait_for("http_sse.kept_connections_closed")["connections"] == 1
-        assert held.store.names() == []
-    finally:
-        session.close()
-        if second is not None:
-            assert second.stop() == 0
+    run = daemons()
+    run.start()
+    session = connect(held.port)
+    run.stop()
+    (tmp_path / "state" / "mcpd-state.json").unlink()  # the connection is in the store
+    assert len(held.store.names()) == 1
+    second = run.start()
+    assert session.ended() == "aborted"  # its client sees it end, at once
+    assert second.wait_for("http_sse.kept_connections_closed")["connections"] == 1
+    assert held.store.names() == []
 
 
 def test_with_keep_sse_connections_off_the_connection_ends_at_the_stop(
-    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+    tmp_path: Path,
+    markers: Path,
+    daemons: Callable[..., Daemons],
+    connect: Callable[..., RawSse],
+    held: HeldSocket,
 ) -> None:
-    config = config_for(tmp_path, markers, server="keep_sse_connections = false")
-    first = held.start(config, plugin_site)
-    session = RawSse(held.port)
-    try:
-        session.initialize()
-        assert first.stop() == 0
-        assert session.ended() == "clean"
-        assert held.store.names() == []
-    finally:
-        session.close()
+    run = daemons(config_for(tmp_path, markers, server="keep_sse_connections = false"))
+    run.start()
+    session = connect(held.port)
+    run.stop()
+    assert session.ended() == "clean"
+    assert held.store.names() == []
 
 
 def test_without_an_fd_store_the_connection_ends_at_the_stop(
-    tmp_path: Path, markers: Path, plugin_site: Path
+    daemons: Callable[..., Daemons], connect: Callable[..., RawSse]
 ) -> None:
     activate = SocketActivate()  # no NOTIFY_SOCKET: nowhere to keep it
-    first = activate.start(config_for(tmp_path, markers), plugin_site)
-    session = RawSse(activate.port)
-    try:
-        session.initialize()
-        assert first.stop() == 0
-        assert session.ended() == "clean"
-        assert first.wait_for("state.saved")["sessions"] == 0
-    finally:
-        session.close()
+    run = daemons(on=activate)
+    run.start()
+    session = connect(activate.port)
+    first = run.stop()
+    assert session.ended() == "clean"
+    assert first.wait_for("state.saved")["sessions"] == 0
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_the_python_sdk_sse_client_goes_on_across_a_restart(
-    tmp_path: Path, markers: Path, plugin_site: Path, held: HeldSocket
+    daemons: Callable[..., Daemons], held: HeldSocket
 ) -> None:
-    config = config_for(tmp_path, markers)
-    daemons = [held.start(config, plugin_site)]
+    run = daemons()
+    run.start()
     changed = anyio.Event()
 
     async def on_message(message: Any) -> None:
         if isinstance(getattr(message, "root", message), ToolListChangedNotification):
             changed.set()
-
-    def restart() -> None:
-        assert daemons[-1].stop() == 0
-        daemons.append(held.start(config, plugin_site))
 
     async def session() -> dict[str, Any]:
         url = f"http://127.0.0.1:{held.port}/sse"
@@ -314,7 +340,7 @@ def test_the_python_sdk_sse_client_goes_on_across_a_restart(
         ):
             await client.initialize()
             before = await client.call_tool("echo", {"text": "before"})
-            await anyio.to_thread.run_sync(restart)
+            await anyio.to_thread.run_sync(run.restart)
             after = await client.call_tool("echo", {"text": "after"})
             text = await client.read_resource("fixture://text")
             await client.call_tool("announce", {"kind": "tools"})
@@ -322,11 +348,8 @@ def test_the_python_sdk_sse_client_goes_on_across_a_restart(
                 await changed.wait()
             return {"before": before, "after": after, "text": text}
 
-    try:
-        seen = anyio.run(session, backend="asyncio")
-        assert seen["before"].content[0].text == "before"
-        assert seen["after"].content[0].text == "after"
-        assert seen["text"].contents[0].text == "hello from the fixture"
-        assert daemons[1].wait_for("state.restored")["sse_connections"] == 1
-    finally:
-        assert daemons[-1].stop() == 0
+    seen = anyio.run(session, backend="asyncio")
+    assert seen["before"].content[0].text == "before"
+    assert seen["after"].content[0].text == "after"
+    assert seen["text"].contents[0].text == "hello from the fixture"
+    assert run.all[1].wait_for("state.restored")["sse_connections"] == 1
